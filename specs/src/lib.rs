@@ -1,0 +1,1 @@
+//! The siu/v1 spec.

@@ -1,0 +1,6 @@
+//! End-to-end tests of `siuctl`: the real binary against the lab and Samba AD.
+
+#[test]
+fn binary_is_built() {
+    assert!(std::path::Path::new(env!("CARGO_BIN_EXE_siuctl")).exists());
+}
