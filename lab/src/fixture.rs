@@ -1,0 +1,351 @@
+//! The organization fixture: the YAML file that describes the world the lab starts with.
+//!
+//! A fixture names an Active Directory domain, its users and groups, where each user's mailbox
+//! lives (on-premises Exchange, Exchange Online or nowhere), what their Sent Items already
+//! hold, the Entra tenant with its pre-registered applications, and Exchange Online's EWS
+//! settings. `examples/lab-org.yaml` is the default. Large organizations for benchmarks are
+//! described by `bulk` entries instead of listing every user.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::LabError;
+
+/// The default fixture, compiled in so that `siuctl lab up` and `siuctl demo` work from any
+/// directory.
+pub const DEFAULT_FIXTURE: &str = include_str!("../../examples/lab-org.yaml");
+
+/// A whole organization.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fixture {
+    /// DNS name of the Active Directory domain, also the mail domain (`lab.example`).
+    pub domain: String,
+    /// NetBIOS name of the domain (`LAB`), used in `LAB\user` logons.
+    pub netbios_name: String,
+    /// Further mail domains accepted for addresses; Autodiscover for any other domain
+    /// redirects or fails as it does for a foreign domain.
+    #[serde(default)]
+    pub extra_domains: Vec<String>,
+    /// The Entra tenant that the hybrid organization is connected to.
+    pub tenant: TenantFixture,
+    /// Users, in the order they are created.
+    #[serde(default)]
+    pub users: Vec<UserFixture>,
+    /// Groups; members name users or other groups by `sam`.
+    #[serde(default)]
+    pub groups: Vec<GroupFixture>,
+    /// Generated users, for large organizations.
+    #[serde(default)]
+    pub bulk: Vec<BulkFixture>,
+    /// Exchange management scopes that role assignments may reference.
+    #[serde(default)]
+    pub management_scopes: Vec<ScopeFixture>,
+    /// Exchange Online's organization-wide EWS settings.
+    #[serde(default)]
+    pub exchange_online: ExchangeOnlineFixture,
+}
+
+/// The Entra tenant.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TenantFixture {
+    /// Tenant (directory) ID.
+    pub id: String,
+    /// The `*.onmicrosoft.com` domain.
+    pub initial_domain: String,
+    /// Display name of the organization.
+    pub display_name: String,
+    /// Applications that exist before the controller runs.
+    #[serde(default)]
+    pub applications: Vec<ApplicationFixture>,
+}
+
+/// An application registered before the controller runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApplicationFixture {
+    /// Short name used for the secret files the lab writes (`secrets/<key>.secret`).
+    pub key: String,
+    /// Display name in Entra.
+    pub display_name: String,
+    /// Application (client) ID; generated when absent.
+    #[serde(default)]
+    pub app_id: Option<String>,
+    /// Give the application a client secret (written to `secrets/<key>.secret`).
+    #[serde(default)]
+    pub client_secret: bool,
+    /// Give the application a certificate (written to `secrets/<key>.pem`).
+    #[serde(default)]
+    pub certificate: bool,
+    /// Microsoft Graph application permissions granted with admin consent, by value
+    /// (`Application.ReadWrite.All`).
+    #[serde(default)]
+    pub graph_roles: Vec<String>,
+    /// Office 365 Exchange Online application permissions granted with admin consent
+    /// (`full_access_as_app`).
+    #[serde(default)]
+    pub exchange_roles: Vec<String>,
+}
+
+/// Where a user's mailbox lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum MailboxLocation {
+    /// A mailbox on the on-premises Exchange server.
+    #[default]
+    OnPremises,
+    /// A mailbox in Exchange Online (a remote mailbox on-premises).
+    Cloud,
+    /// No mailbox: a user that only exists in the directory.
+    None,
+}
+
+/// One user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UserFixture {
+    /// sAMAccountName.
+    pub sam: String,
+    /// Display name; the common name of the DN too.
+    pub name: String,
+    /// userPrincipalName; default `sam@domain`.
+    #[serde(default)]
+    pub upn: Option<String>,
+    /// Primary SMTP address; default the UPN when the user has a mailbox.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Secondary SMTP addresses (`smtp:` proxy addresses).
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Where the mailbox lives.
+    #[serde(default)]
+    pub mailbox: MailboxLocation,
+    /// `false` sets ACCOUNTDISABLE in userAccountControl.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Organizational unit below the domain, `OU=Staff`; default `CN=Users`.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Write the password to `secrets/<sam>.password` so that specs can reference it.
+    #[serde(default)]
+    pub publish_password: bool,
+    /// Display name of the mailbox's Sent Items folder, to show that clients must use the
+    /// well-known folder ID and not a localized name.
+    #[serde(default)]
+    pub sent_items_name: Option<String>,
+    /// Number of ordinary messages already in Sent Items.
+    #[serde(default)]
+    pub sent_items: u32,
+    /// Member of Domain Admins.
+    #[serde(default)]
+    pub domain_admin: bool,
+}
+
+/// One group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GroupFixture {
+    /// sAMAccountName, also the common name.
+    pub sam: String,
+    /// Security or distribution group.
+    #[serde(default)]
+    pub kind: GroupKind,
+    /// Primary SMTP address of a mail-enabled group.
+    #[serde(default)]
+    pub mail: Option<String>,
+    /// Members by `sam` (users or groups).
+    #[serde(default)]
+    pub members: Vec<String>,
+    /// Organizational unit below the domain; default `OU=Groups`.
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+/// The kind of a group, as `groupType` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum GroupKind {
+    /// A security group (can be mail-enabled).
+    #[default]
+    Security,
+    /// A distribution group: mail only, no security identity for permissions.
+    Distribution,
+}
+
+/// Generated users, `prefix0001` up to `prefix<count>`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BulkFixture {
+    /// sAMAccountName prefix.
+    pub prefix: String,
+    /// Number of users.
+    pub count: u32,
+    /// Where their mailboxes live; `alternate` puts every second one in the cloud.
+    #[serde(default)]
+    pub mailbox: BulkMailbox,
+    /// Organizational unit below the domain; default `OU=Staff`.
+    #[serde(default)]
+    pub container: Option<String>,
+    /// Groups (by `sam`) that all of them join.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// Mailbox placement for generated users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum BulkMailbox {
+    /// All on-premises.
+    #[default]
+    OnPremises,
+    /// All in Exchange Online.
+    Cloud,
+    /// Every second user in Exchange Online.
+    Alternate,
+}
+
+/// An Exchange management scope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScopeFixture {
+    /// Scope name.
+    pub name: String,
+    /// Recipients in scope: direct members of this group (`sam`), as a
+    /// `MemberOfGroup -eq '<DN>'` recipient filter selects them.
+    pub member_of_group: String,
+}
+
+/// Exchange Online's organization-wide EWS settings (`Get-OrganizationConfig`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExchangeOnlineFixture {
+    /// `EwsEnabled`: `true`, `false`, or absent for "not configured", which Exchange Online
+    /// treats as blocked since 1 October 2026.
+    #[serde(default)]
+    pub ews_enabled: Option<bool>,
+    /// `EwsAllowedAppIDs`: when EWS is enabled and the list is not empty, only these
+    /// applications may call EWS.
+    #[serde(default)]
+    pub ews_allowed_app_ids: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Fixture {
+    /// Parses a fixture from YAML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, LabError> {
+        let fixture: Fixture = serde_saphyr::from_str(text).map_err(|e| LabError::Fixture {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        fixture.check(origin)?;
+        Ok(fixture)
+    }
+
+    /// Reads and parses a fixture file.
+    pub fn load(path: &Path) -> Result<Self, LabError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LabError::io(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// The default organization.
+    pub fn default_org() -> Self {
+        Self::parse(DEFAULT_FIXTURE, "examples/lab-org.yaml")
+            .expect("the compiled-in default fixture must be valid")
+    }
+
+    /// Checks references between entries: every group member and bulk group must exist.
+    fn check(&self, origin: &str) -> Result<(), LabError> {
+        let known = |sam: &str| {
+            self.users.iter().any(|u| u.sam.eq_ignore_ascii_case(sam))
+                || self.groups.iter().any(|g| g.sam.eq_ignore_ascii_case(sam))
+        };
+        let fail = |message: String| LabError::Fixture {
+            origin: origin.to_string(),
+            message,
+        };
+        for group in &self.groups {
+            for member in &group.members {
+                if !known(member) {
+                    return Err(fail(format!(
+                        "group `{}` lists member `{member}`, which is neither a user nor a group",
+                        group.sam
+                    )));
+                }
+            }
+        }
+        for bulk in &self.bulk {
+            for group in &bulk.groups {
+                if !self
+                    .groups
+                    .iter()
+                    .any(|g| g.sam.eq_ignore_ascii_case(group))
+                {
+                    return Err(fail(format!(
+                        "bulk users `{}` join group `{group}`, which is not defined",
+                        bulk.prefix
+                    )));
+                }
+            }
+        }
+        for scope in &self.management_scopes {
+            if !self
+                .groups
+                .iter()
+                .any(|g| g.sam.eq_ignore_ascii_case(&scope.member_of_group))
+            {
+                return Err(fail(format!(
+                    "management scope `{}` filters on group `{}`, which is not defined",
+                    scope.name, scope.member_of_group
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every DNS name the lab answers for: the domains and their `autodiscover.` hosts.
+    pub fn host_names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        for domain in std::iter::once(&self.domain).chain(&self.extra_domains) {
+            names.push(domain.clone());
+            names.push(format!("autodiscover.{domain}"));
+            names.push(format!("mail.{domain}"));
+        }
+        names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_fixture_parses() {
+        let fixture = Fixture::default_org();
+        assert_eq!(fixture.domain, "lab.example");
+        assert!(
+            fixture
+                .users
+                .iter()
+                .any(|u| u.mailbox == MailboxLocation::Cloud)
+        );
+        assert!(
+            fixture
+                .users
+                .iter()
+                .any(|u| u.mailbox == MailboxLocation::None)
+        );
+        assert!(fixture.users.iter().any(|u| !u.enabled));
+    }
+
+    #[test]
+    fn unknown_member_is_rejected() {
+        let text = "domain: x.example\nnetbiosName: X\ntenant: {id: 00000000-0000-0000-0000-000000000001, initialDomain: x.onmicrosoft.com, displayName: X}\ngroups:\n  - sam: g\n    members: [nobody]\n";
+        let err = Fixture::parse(text, "test").unwrap_err().to_string();
+        assert!(err.contains("nobody"), "{err}");
+    }
+}
