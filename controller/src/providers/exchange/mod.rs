@@ -1,0 +1,3 @@
+//! Exchange: the EWS client and Autodiscover.
+
+pub mod ews;
