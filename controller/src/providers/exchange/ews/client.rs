@@ -665,22 +665,286 @@ fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
-/// Tells whether a `reqwest` error comes from the TLS layer. `std::io::Error` hides its
-/// inner error from `source()`, so each I/O error in the chain is opened too.
+/// Tells whether a `reqwest` error comes from the TLS layer. `std::io::Error::source`
+/// skips the error that an I/O error wraps, so the walk steps into the wrapped error
+/// instead (rustls failures arrive as I/O errors inside I/O errors).
 pub(crate) fn is_tls_error(error: &reqwest::Error) -> bool {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(error) = current {
         if error.downcast_ref::<rustls::Error>().is_some() {
             return true;
         }
-        if let Some(io) = error.downcast_ref::<std::io::Error>()
-            && io
+        current = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
                 .get_ref()
-                .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        current = error.source();
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+
+    use super::*;
+    use crate::http::ResolveOverride;
+    use crate::providers::exchange::ews::auth::Secret;
+    use crate::providers::exchange::test_server::{CannedResponse, TestServer};
+
+    const FIND_ITEM_RESPONSE: &str = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+        <m:FindItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+            xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+          <m:ResponseMessages><m:FindItemResponseMessage ResponseClass="Success">
+            <m:ResponseCode>NoError</m:ResponseCode>
+            <m:RootFolder IndexedPagingOffset="1" TotalItemsInView="1" IncludesLastItemInRange="true">
+              <t:Items><t:Message>
+                <t:ItemId Id="AAMkAD1=" ChangeKey="CQAAABY1"/>
+                <t:Size>2048</t:Size>
+                <t:DateTimeSent>2025-03-04T10:00:05Z</t:DateTimeSent>
+              </t:Message></t:Items>
+            </m:RootFolder>
+          </m:FindItemResponseMessage></m:ResponseMessages>
+        </m:FindItemResponse></s:Body></s:Envelope>"#;
+
+    fn basic() -> EwsAuth {
+        EwsAuth::Basic {
+            username: "svc-siu@lab.example".to_owned(),
+            password: Secret::new("Passw0rd!"),
+        }
+    }
+
+    fn client(server: &TestServer, auth: EwsAuth) -> EwsClient {
+        let url = Url::parse(&format!("http://{}/EWS/Exchange.asmx", server.addr)).unwrap();
+        EwsClient::new(url, auth, &EwsClientOptions::default()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn find_sends_impersonation_anchor_and_basic_auth() {
+        let server = TestServer::http(|_| CannedResponse::xml(200, FIND_ITEM_RESPONSE)).await;
+        let items = client(&server, basic())
+            .find_sent_items_by_message_id("alice@lab.example", "<abc@lab.example>", &[])
+            .await
+            .expect("the canned response should decode");
+
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].item_id.id, "AAMkAD1=");
+        assert_eq!(items[0].size, Some(2048));
+
+        let request = &server.recorded()[0];
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.path, "/EWS/Exchange.asmx");
+        assert_eq!(request.header("x-anchormailbox"), Some("alice@lab.example"));
+        assert_eq!(
+            request.header("content-type"),
+            Some("text/xml; charset=utf-8")
+        );
+        let expected = format!("Basic {}", BASE64.encode("svc-siu@lab.example:Passw0rd!"));
+        assert_eq!(request.header("authorization"), Some(expected.as_str()));
+        assert!(request.header("user-agent").unwrap().starts_with("siuctl/"));
+        assert!(
+            request
+                .body
+                .contains("<t:PrimarySmtpAddress>alice@lab.example</t:PrimarySmtpAddress>")
+        );
+        assert!(request.body.contains(r#"Value="&lt;abc@lab.example&gt;""#));
+    }
+
+    #[tokio::test]
+    async fn anchored_context_sends_anchor_without_impersonation() {
+        let server = TestServer::http(|_| CannedResponse::xml(200, FIND_ITEM_RESPONSE)).await;
+        let operation = ConvertId::version_probe();
+        let _ = client(&server, basic())
+            .execute(&operation, &CallContext::anchored("bob@lab.example"))
+            .await;
+        let request = &server.recorded()[0];
+        assert_eq!(request.header("x-anchormailbox"), Some("bob@lab.example"));
+        assert!(!request.body.contains("ExchangeImpersonation"));
+    }
+
+    #[tokio::test]
+    async fn impersonation_fault_maps_to_its_variant() {
+        let fault = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault>
+            <faultcode xmlns:a="http://schemas.microsoft.com/exchange/services/2006/types">a:ErrorImpersonateUserDenied</faultcode>
+            <faultstring>The account does not have permission to impersonate the requested user.</faultstring>
+            <detail><e:ResponseCode xmlns:e="http://schemas.microsoft.com/exchange/services/2006/errors">ErrorImpersonateUserDenied</e:ResponseCode></detail>
+            </s:Fault></s:Body></s:Envelope>"#;
+        let server = TestServer::http(move |_| CannedResponse::xml(500, fault)).await;
+        let error = client(&server, basic())
+            .get_sent_items_folder("alice@lab.example")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, EwsError::ImpersonateUserDenied { .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.target().operation, "GetFolder");
+        assert_eq!(error.target().mailbox.as_deref(), Some("alice@lab.example"));
+    }
+
+    #[tokio::test]
+    async fn server_busy_message_carries_back_off() {
+        let body = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>
+            <m:DeleteItemResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages"
+                xmlns:t="http://schemas.microsoft.com/exchange/services/2006/types">
+              <m:ResponseMessages><m:DeleteItemResponseMessage ResponseClass="Error">
+                <m:MessageText>The server cannot service this request right now. Try again later.</m:MessageText>
+                <m:ResponseCode>ErrorServerBusy</m:ResponseCode>
+                <m:MessageXml><t:Value Name="BackOffMilliseconds">1500</t:Value></m:MessageXml>
+              </m:DeleteItemResponseMessage></m:ResponseMessages>
+            </m:DeleteItemResponse></s:Body></s:Envelope>"#;
+        let server = TestServer::http(move |_| CannedResponse::xml(200, body)).await;
+        let error = client(&server, basic())
+            .delete_item(
+                "alice@lab.example",
+                &ItemId::new("AAMkAD1="),
+                DeleteType::HardDelete,
+            )
+            .await
+            .unwrap_err();
+        assert!(error.is_throttling(), "{error:?}");
+        assert_eq!(error.retry_after(), Some(Duration::from_millis(1500)));
+    }
+
+    #[tokio::test]
+    async fn http_statuses_map_to_variants() {
+        let cases: Vec<(CannedResponse, &str)> = vec![
+            (
+                CannedResponse::xml(401, "")
+                    .with_header("WWW-Authenticate", "NTLM")
+                    .with_header("WWW-Authenticate", "Negotiate"),
+                "Unauthorized",
+            ),
+            (CannedResponse::xml(403, ""), "Forbidden"),
+            (CannedResponse::xml(404, ""), "NotFound"),
+            (
+                CannedResponse::xml(503, "").with_header("Retry-After", "30"),
+                "ServerError",
+            ),
+            (CannedResponse::xml(500, "<html>oops</html>"), "ServerError"),
+            (
+                CannedResponse::xml(302, "").with_header("Location", "https://login.lab.example/"),
+                "UnexpectedStatus",
+            ),
+            (CannedResponse::xml(200, "<html>not soap</html>"), "Decode"),
+        ];
+        for (response, variant) in cases {
+            let status = response.status;
+            let server = TestServer::http(move |_| response.clone()).await;
+            let error = client(&server, basic()).probe_version().await.unwrap_err();
+            assert!(
+                format!("{error:?}").starts_with(variant),
+                "HTTP {status} should give {variant}, got {error:?}"
+            );
+            if let EwsError::Unauthorized {
+                scheme, offered, ..
+            } = &error
+            {
+                assert_eq!(*scheme, super::super::auth::AuthScheme::Basic);
+                assert_eq!(offered, &["NTLM".to_owned(), "Negotiate".to_owned()]);
+            }
+            if status == 503 {
+                assert!(error.is_throttling());
+                assert_eq!(error.retry_after(), Some(Duration::from_secs(30)));
+            }
+        }
+    }
+
+    #[derive(Debug)]
+    struct FixedToken;
+
+    #[async_trait::async_trait]
+    impl TokenCredential for FixedToken {
+        async fn get_token(
+            &self,
+            scopes: &[&str],
+            _options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            assert_eq!(scopes, [super::super::auth::EXCHANGE_ONLINE_SCOPE]);
+            Ok(AccessToken::new(
+                "eyJ0eXAiOiJKV1QiLCJhbGciOi.test.token",
+                azure_core::time::OffsetDateTime::now_utc() + azure_core::time::Duration::hours(1),
+            ))
+        }
+    }
+
+    #[tokio::test]
+    async fn bearer_token_is_sent_per_request() {
+        let server = TestServer::http(|_| CannedResponse::xml(200, FIND_ITEM_RESPONSE)).await;
+        let client = client(&server, EwsAuth::exchange_online(Arc::new(FixedToken)));
+        for _ in 0..2 {
+            client
+                .find_sent_items_by_message_id("alice@lab.example", "<abc@lab.example>", &[])
+                .await
+                .unwrap();
+        }
+        let requests = server.recorded();
+        assert_eq!(requests.len(), 2);
+        for request in requests {
+            assert_eq!(
+                request.header("authorization"),
+                Some("Bearer eyJ0eXAiOiJKV1QiLCJhbGciOi.test.token")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn untrusted_certificate_is_tls_error_with_host() {
+        let server = TestServer::https(&["mail.lab.example"], |_| {
+            CannedResponse::xml(200, FIND_ITEM_RESPONSE)
+        })
+        .await;
+        let options = EwsClientOptions {
+            http: HttpSettings {
+                resolve: vec![ResolveOverride {
+                    host: "mail.lab.example".to_owned(),
+                    addr: server.addr,
+                }],
+                ..HttpSettings::default()
+            },
+            ..EwsClientOptions::default()
+        };
+        let url = Url::parse("https://mail.lab.example/EWS/Exchange.asmx").unwrap();
+        let client = EwsClient::new(url, basic(), &options).unwrap();
+        let error = client.probe_version().await.unwrap_err();
+        assert!(matches!(error, EwsError::Tls { .. }), "{error:?}");
+        assert!(error.to_string().contains("mail.lab.example"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn ca_file_and_resolve_override_reach_https_server() {
+        let probe_response = r#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
+            <s:Header><h:ServerVersionInfo xmlns:h="http://schemas.microsoft.com/exchange/services/2006/types"
+                MajorVersion="15" MinorVersion="2" MajorBuildNumber="1544" MinorBuildNumber="4" Version="V2017_07_11"/></s:Header>
+            <s:Body><m:ConvertIdResponse xmlns:m="http://schemas.microsoft.com/exchange/services/2006/messages">
+              <m:ResponseMessages><m:ConvertIdResponseMessage ResponseClass="Error">
+                <m:MessageText>Id is malformed.</m:MessageText><m:ResponseCode>ErrorInvalidIdMalformed</m:ResponseCode>
+              </m:ConvertIdResponseMessage></m:ResponseMessages>
+            </m:ConvertIdResponse></s:Body></s:Envelope>"#;
+        let server = TestServer::https(&["mail.lab.example"], move |_| {
+            CannedResponse::xml(200, probe_response)
+        })
+        .await;
+        let options = EwsClientOptions {
+            http: HttpSettings {
+                ca_file: server.ca_file.clone(),
+                ca_mode: crate::http::CaMode::ReplaceSystemRoots,
+                // The override's port replaces 443 because the URL names no port.
+                resolve: vec![format!("mail.lab.example:{}", server.addr).parse().unwrap()],
+                ..HttpSettings::default()
+            },
+            ..EwsClientOptions::default()
+        };
+        let url = Url::parse("https://mail.lab.example/EWS/Exchange.asmx").unwrap();
+        let client = EwsClient::new(url, basic(), &options).unwrap();
+        let version = client
+            .probe_version()
+            .await
+            .expect("the probe should pass TLS");
+        assert_eq!(version.major_version, Some(15));
+        assert_eq!(version.minor_version, Some(2));
+    }
 }
