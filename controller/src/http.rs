@@ -17,7 +17,7 @@ use tracing::warn;
 /// The `User-Agent` header that every request of the controller carries.
 pub const USER_AGENT: &str = concat!("siuctl/", env!("CARGO_PKG_VERSION"));
 
-/// How a configured CA file combines with the operating system's trusted roots.
+/// The combination of a configured CA file with the operating system's trusted roots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum CaMode {
     /// Trust the CA file and the system roots.
@@ -31,8 +31,8 @@ pub enum CaMode {
 /// `IP:PORT` (IPv6 addresses with a port go in brackets: `[::1]:8443`).
 ///
 /// Without a port the request keeps the port of its URL. With a port, that port replaces
-/// the scheme's default port for URLs that name no port; a port written in the URL always
-/// wins (this is how `reqwest` 0.13 and `hyper-util` 0.1 treat overrides).
+/// the scheme's default port for URLs that name no port. A port written in the URL always
+/// wins, as `reqwest` 0.13 and `hyper-util` 0.1 treat overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolveOverride {
     /// The host name as it appears in URLs, lowercased.
@@ -212,7 +212,7 @@ pub enum HttpError {
     InvalidResolve {
         /// The value as given.
         value: String,
-        /// What is wrong with it.
+        /// The reason the value is invalid.
         reason: String,
     },
     /// `reqwest` rejected the combination of settings.

@@ -76,7 +76,7 @@ pub struct Attempt {
     pub url: String,
     /// The address the request asked about.
     pub address: String,
-    /// What happened instead of an EWS URL.
+    /// The failure that came instead of an EWS URL.
     pub failure: String,
 }
 
@@ -127,7 +127,7 @@ pub enum AutodiscoverError {
     Settings(#[source] HttpError),
 }
 
-/// What one Autodiscover response said.
+/// The outcome of one Autodiscover response.
 enum Outcome {
     Found(Url),
     RedirectAddress(String),

@@ -1,5 +1,5 @@
 //! A loopback HTTP(S) server with canned responses, for tests of the EWS and Autodiscover
-//! clients' HTTP handling. It answers one request per connection and records each one.
+//! clients' HTTP handling. It serves one request per connection and records each one.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

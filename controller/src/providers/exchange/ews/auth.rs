@@ -51,7 +51,7 @@ impl fmt::Display for Secret {
     }
 }
 
-/// How the client authenticates to EWS and Autodiscover.
+/// The authentication of the client to EWS and Autodiscover.
 #[derive(Clone)]
 pub enum EwsAuth {
     /// HTTP Basic with a user name (`DOMAIN\user` or a UPN) and password.

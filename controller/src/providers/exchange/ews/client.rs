@@ -45,7 +45,7 @@ const FIND_PAGE_SIZE: u32 = 100;
 /// else is wrong, and reading further would only load the server.
 const FIND_MAX_PAGES: u32 = 10;
 
-/// The `X-AnchorMailbox` header, which routes a request to the server that holds the
+/// The `X-AnchorMailbox` header, which routes a request to the server that stores the
 /// mailbox (HTTP/1.1 sends header names in lower case; they are case-insensitive).
 const X_ANCHOR_MAILBOX: header::HeaderName = header::HeaderName::from_static("x-anchormailbox");
 
@@ -301,7 +301,7 @@ impl EwsClient {
         check(target, message)
     }
 
-    /// Probes the endpoint with a `ConvertId` request that any server answers, and returns
+    /// Probes the endpoint with a `ConvertId` request that every server accepts, and returns
     /// the server version; this checks the URL, TLS and credentials.
     pub async fn probe_version(&self) -> Result<ServerVersionInfo, EwsError> {
         let response = self
@@ -528,7 +528,7 @@ impl EwsClient {
         })
     }
 
-    /// Deletes `item` from `mailbox` the way `delete_type` says.
+    /// Deletes `item` from `mailbox` with the disposal that `delete_type` names.
     pub async fn delete_item(
         &self,
         mailbox: &str,

@@ -73,7 +73,7 @@ pub enum EwsError {
         retry_after: Option<Duration>,
     },
 
-    /// The server answered with a status that EWS does not use.
+    /// The server returned a status that EWS does not use.
     #[error("{target} failed: unexpected HTTP {status}{}", location.as_ref().map(|to| format!(" redirecting to {to}")).unwrap_or_default())]
     UnexpectedStatus {
         /// The operation and mailbox.
@@ -152,12 +152,12 @@ pub enum EwsError {
     Ntlm {
         /// The operation and mailbox.
         target: Target,
-        /// What went wrong.
+        /// The cause.
         #[source]
         source: NtlmError,
     },
 
-    /// The server answered 401 to the NTLM negotiate message without a challenge.
+    /// The server returned 401 to the NTLM negotiate message without a challenge.
     #[error("{target} failed: the server sent no NTLM challenge (it offers {}); enable NTLM (Windows authentication) on the EWS virtual directory or use another scheme", if offered.is_empty() { "no scheme".to_owned() } else { offered.join(", ") })]
     NtlmNotOffered {
         /// The operation and mailbox.

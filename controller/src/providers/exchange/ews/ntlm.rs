@@ -374,7 +374,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_server_end_point_uses_sha256_for_ecdsa_p256() {
+    fn end_point_hash_sha256_for_p256() {
         // rcgen signs with ECDSA P-256 and SHA-256 by default.
         let der = certificate_der("mail.lab.example");
         let binding = tls_server_end_point(&der).unwrap();
@@ -387,7 +387,7 @@ mod tests {
     }
 
     #[test]
-    fn tls_server_end_point_uses_sha384_for_ecdsa_p384() {
+    fn end_point_hash_sha384_for_p384() {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
         let params = rcgen::CertificateParams::new(vec!["mail.lab.example".to_owned()]).unwrap();
         let der = params.self_signed(&key).unwrap().der().to_vec();

@@ -16,7 +16,7 @@ pub const MESSAGES_NAMESPACE: &str = "http://schemas.microsoft.com/exchange/serv
 /// The EWS types namespace, bound to the `t:` prefix in requests.
 pub const TYPES_NAMESPACE: &str = "http://schemas.microsoft.com/exchange/services/2006/types";
 
-/// The schema version that every request asks for; Exchange 2016 and 2019 and Exchange
+/// The schema version that every request names; Exchange 2016 and 2019 and Exchange
 /// Online accept it.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/requestserverversion>
@@ -167,7 +167,7 @@ pub(crate) fn serialize_request<B: Serialize>(
     Ok(xml)
 }
 
-/// The version of the server that answered, from the response's SOAP header.
+/// The version of the server that sent the response, from its SOAP header.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/serverversioninfo>
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
@@ -217,7 +217,7 @@ struct ResponseEnvelope<B> {
 /// A response whose body decoded, with the server version from its header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SoapResponse<B> {
-    /// The version of the answering server, when the header carried it.
+    /// The version of the responding server, when the header carried it.
     pub server_version: Option<ServerVersionInfo>,
     /// The operation's response element.
     pub body: B,
@@ -233,7 +233,7 @@ pub struct DecodeError {
     pub message: String,
 }
 
-/// Decodes a SOAP response whose body holds the element `B`.
+/// Decodes a SOAP response whose body contains the element `B`.
 pub(crate) fn deserialize_response<B: DeserializeOwned>(
     xml: &str,
 ) -> Result<SoapResponse<B>, DecodeError> {

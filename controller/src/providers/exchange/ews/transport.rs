@@ -45,7 +45,7 @@ pub(crate) enum TransportError {
     /// The NTLM handshake failed on the client side.
     #[error("NTLM handshake failed")]
     Ntlm(#[source] NtlmError),
-    /// The server answered the NTLM negotiate message without a challenge.
+    /// The server returned no challenge for the NTLM negotiate message.
     #[error("the server sent no NTLM challenge")]
     NtlmNotOffered { offered: Vec<String> },
     /// The HTTP exchange failed.
@@ -151,6 +151,10 @@ fn sensitive(value: String) -> HeaderValue {
 
 /// Sends `request` on an NTLM connection, authenticating first when needed. Returns the
 /// response and whether the connection is authenticated afterwards.
+//
+// TODO-coverage: unit tests check the tokens against a server-side NTLM context; this
+// HTTP flow (three legs on one connection, the repeat after a 401, the binding to the
+// certificate that TLS presented) runs only against an NTLM server such as the lab's EWS.
 async fn send_ntlm(
     connection: &mut NtlmConnection,
     request: &HttpRequest<'_>,
@@ -171,7 +175,7 @@ async fn send_ntlm(
         warn!(url = %request.url, "NTLM connection no longer authenticated; repeating the handshake");
     }
 
-    // 2. NEGOTIATE, with an empty body: the server answers 401 with its CHALLENGE.
+    // 2. NEGOTIATE, with an empty body: the server returns 401 with its CHALLENGE.
     let host = request.url.host_str().unwrap_or_default();
     let (mut handshake, negotiate) =
         NtlmHandshake::start(username, password, host).map_err(TransportError::Ntlm)?;
@@ -191,7 +195,7 @@ async fn send_ntlm(
         .await
         .map_err(TransportError::Http)?;
     if challenge_response.status != StatusCode::UNAUTHORIZED {
-        debug!(status = %challenge_response.status, "server answered the NTLM negotiate message without a challenge");
+        debug!(status = %challenge_response.status, "server returned a non-401 status for the NTLM negotiate message");
         return Ok((challenge_response, false));
     }
     let Some(challenge) = challenge_from_headers(&challenge_response.headers) else {
@@ -246,7 +250,7 @@ struct NtlmConnection {
 
 impl NtlmPool {
     fn new(settings: &HttpSettings, max_connections: usize) -> Result<Self, HttpError> {
-        // All clients are built now, so that checking one out cannot fail; a client opens
+        // All clients are built now, so that checking one out cannot fail. A client opens
         // its connection on first use and reopens it after the server closes it.
         let max_connections = max_connections.max(1);
         let mut idle = Vec::with_capacity(max_connections);

@@ -101,7 +101,7 @@ pub struct DistinguishedFolderId {
     #[serde(rename = "@Id")]
     pub id: DistinguishedFolderName,
 
-    /// The mailbox that holds the folder.
+    /// The mailbox that contains the folder.
     #[serde(rename = "t:Mailbox", skip_serializing_if = "Option::is_none")]
     pub mailbox: Option<Mailbox>,
 }
@@ -582,7 +582,7 @@ pub struct Restriction {
     pub expression: SearchExpression,
 }
 
-/// Which end of the result list an [`IndexedPageItemView`] counts its offset from.
+/// The end of the result list that an [`IndexedPageItemView`] counts its offset from.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/indexedpageitemview>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -606,7 +606,7 @@ pub struct IndexedPageItemView {
     #[serde(rename = "@Offset")]
     pub offset: u32,
 
-    /// Which end `offset` counts from.
+    /// The end that `offset` counts from.
     #[serde(rename = "@BasePoint")]
     pub base_point: BasePoint,
 }
@@ -620,7 +620,7 @@ pub enum ResponseClass {
     Success,
     /// The request succeeded only in part, for example with several name matches.
     Warning,
-    /// The request failed; `ResponseCode` says why.
+    /// The request failed, and `ResponseCode` names the reason.
     Error,
 }
 

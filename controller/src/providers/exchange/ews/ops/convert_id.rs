@@ -1,6 +1,6 @@
-//! `ConvertId`, sent with a placeholder identifier as a cheap probe: any server answers
-//! it (with an error for the placeholder) and reports its version in the response header,
-//! so it checks the URL, TLS and credentials without touching a mailbox.
+//! `ConvertId`, sent with a placeholder identifier as a cheap probe. Every server accepts
+//! it, returns an error for the placeholder and reports its version in the response
+//! header, so the probe checks the URL, TLS and credentials without touching a mailbox.
 //!
 //! See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/convertid-operation>
 
@@ -70,7 +70,7 @@ pub struct AlternateId {
     #[serde(rename = "@Format")]
     pub format: &'static str,
 
-    /// The SMTP address of the mailbox that holds the item or folder.
+    /// The SMTP address of the mailbox that contains the item or folder.
     #[serde(rename = "@Mailbox")]
     pub mailbox: String,
 }
@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn probe_error_response_carries_server_version() {
-        // The answer of an Exchange 2016 CU server to the placeholder identifier.
+        // The response of an Exchange 2016 CU server to the placeholder identifier.
         let xml = r#"<?xml version="1.0" encoding="utf-8"?>
             <s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">
               <s:Header>

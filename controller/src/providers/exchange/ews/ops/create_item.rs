@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Operation, operation_response, response_message};
 use crate::providers::exchange::ews::types::{BaseFolderIds, ExtendedProperty, ResponseItems};
 
-/// What the server does with a created message.
+/// The handling of a created message.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/createitem>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -26,7 +26,7 @@ pub enum MessageDisposition {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename = "m:CreateItem")]
 pub struct CreateItem {
-    /// What to do with created messages.
+    /// The handling of created messages.
     #[serde(rename = "@MessageDisposition")]
     pub message_disposition: MessageDisposition,
 

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::{Operation, operation_response, response_message};
 use crate::providers::exchange::ews::types::BaseItemIds;
 
-/// How an item is deleted.
+/// The disposal of a deleted item.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/deleteitem>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -35,8 +35,8 @@ pub struct DeleteItem {
     #[serde(rename = "@SendMeetingCancellations")]
     pub send_meeting_cancellations: &'static str,
 
-    /// Which occurrences of a recurring task to delete, here always `AllOccurrences`;
-    /// Exchange rejects a deletion of a task without it.
+    /// The occurrences of a recurring task to delete, here always `AllOccurrences`,
+    /// because Exchange rejects a deletion of a task without it.
     #[serde(rename = "@AffectedTaskOccurrences")]
     pub affected_task_occurrences: &'static str,
 
@@ -52,7 +52,7 @@ pub struct DeleteItem {
 }
 
 impl DeleteItem {
-    /// Deletes `item_ids` the way `delete_type` says, sending nothing to anyone.
+    /// Deletes `item_ids` with the disposal `delete_type`, sending nothing to anyone.
     pub fn new(delete_type: DeleteType, item_ids: BaseItemIds) -> Self {
         Self {
             delete_type,

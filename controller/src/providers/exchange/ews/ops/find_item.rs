@@ -9,7 +9,7 @@ use crate::providers::exchange::ews::types::{
     BaseFolderIds, IndexedPageItemView, ResponseItems, Restriction, Shape,
 };
 
-/// How deep a search goes into a folder.
+/// The depth of a search in a folder.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/finditem>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -28,7 +28,7 @@ pub enum Traversal {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename = "m:FindItem")]
 pub struct FindItem {
-    /// How deep to search.
+    /// The search depth.
     #[serde(rename = "@Traversal")]
     pub traversal: Traversal,
 
@@ -95,7 +95,7 @@ pub struct RootFolder {
     #[serde(rename = "@TotalItemsInView", default)]
     pub total_items_in_view: Option<u32>,
 
-    /// Whether this page holds the last matching item.
+    /// Whether this page contains the last matching item.
     #[serde(rename = "@IncludesLastItemInRange", default)]
     pub includes_last_item_in_range: Option<bool>,
 
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn response_with_two_matches_decodes() {
         // Shaped on the FindItem response example of the EWS reference, with the
-        // properties the update loop asks for; this server uses default namespaces.
+        // properties that the update loop requests; this server uses default namespaces.
         let xml = r#"<?xml version="1.0" encoding="utf-8"?>
             <soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">
               <soap:Header>

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Operation, operation_response, response_message};
 use crate::providers::exchange::ews::types::EmailAddress;
 
-/// Where a name is looked up.
+/// The scope of a name lookup.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/resolvenames>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,7 +33,7 @@ pub struct ResolveNames {
     #[serde(rename = "@ReturnFullContactData")]
     pub return_full_contact_data: bool,
 
-    /// Where to look.
+    /// The lookup scope.
     #[serde(rename = "@SearchScope")]
     pub search_scope: SearchScope,
 
@@ -91,7 +91,7 @@ pub struct ResolutionSet {
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/resolution>
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Resolution {
-    /// The matching recipient; `mailbox_type` tells a mailbox from a group or contact.
+    /// The matching recipient; `mailbox_type` distinguishes a mailbox from a group or contact.
     ///
     /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/mailbox>
     #[serde(rename = "Mailbox")]

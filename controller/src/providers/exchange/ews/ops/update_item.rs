@@ -11,7 +11,7 @@ use crate::providers::exchange::ews::types::{
     ExtendedFieldUri, ExtendedProperty, ItemId, ResponseItems,
 };
 
-/// What the server does when the item changed since its change key was read.
+/// The handling of an item that changed since its change key was read.
 ///
 /// See <https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/updateitem>
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,11 +30,11 @@ pub enum ConflictResolution {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename = "m:UpdateItem")]
 pub struct UpdateItem {
-    /// What to do when an item changed since its change key was read.
+    /// The handling of items that changed since their change key was read.
     #[serde(rename = "@ConflictResolution")]
     pub conflict_resolution: ConflictResolution,
 
-    /// What to do with updated messages; EWS requires it for messages.
+    /// The handling of updated messages, which EWS requires for messages.
     #[serde(rename = "@MessageDisposition")]
     pub message_disposition: MessageDisposition,
 
@@ -136,7 +136,7 @@ pub struct SetItemField {
 
     /// The new value, inside an item element.
     //
-    // NOTE: EWS wants the element of the item's type here. Sent Items holds messages,
+    // NOTE: EWS wants the element of the item's type here. Sent Items contains messages,
     // but a meeting request there would need `t:MeetingRequest` instead of `t:Message`.
     #[serde(rename = "t:Message")]
     pub message: MessageWithProperty,
