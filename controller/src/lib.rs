@@ -1,1 +1,4 @@
 //! siuctl.
+
+pub mod http;
+pub mod providers;

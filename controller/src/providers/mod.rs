@@ -1,0 +1,3 @@
+//! Clients of the live systems that the controller reads and changes.
+
+pub mod exchange;
