@@ -1,1 +1,4 @@
 //! siuctl.
+
+/// Clients for Active Directory, Exchange and Entra ID.
+pub mod providers;

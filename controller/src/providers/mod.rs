@@ -1,0 +1,3 @@
+//! Clients for the systems whose live state the controller reads and changes.
+
+pub mod directory;
