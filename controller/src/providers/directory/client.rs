@@ -40,7 +40,7 @@ pub struct DirectoryClient {
     domain_sid: OnceCell<Sid>,
 }
 
-/// What the server announces about itself in its root DSE.
+/// The server's description of itself, read from its root DSE.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RootDse {
     /// DN of the domain partition, such as `DC=example,DC=com`.
@@ -70,18 +70,8 @@ impl DirectoryClient {
         let encrypted = url.starts_with("ldaps://") || settings.start_tls;
         let identity = settings.bind_identity.to_string();
 
-        // An empty password turns a simple bind into an unauthenticated bind, which AD
-        // accepts and which would then fail on every read.
         if settings.password.is_empty() {
-            return Err(DirectoryError::Bind {
-                url,
-                identity,
-                status: LdapStatus {
-                    code: 49,
-                    message: "empty password: set the bind password".to_owned(),
-                    diagnostic: None,
-                },
-            });
+            return Err(DirectoryError::MissingPassword { url, identity });
         }
 
         let mut ldap_settings = LdapConnSettings::new()
@@ -178,28 +168,29 @@ impl DirectoryClient {
     /// Sends an unbind request and closes the connection.
     pub async fn unbind(mut self) -> Result<(), DirectoryError> {
         self.ldap.unbind().await.map_err(|error| {
-            map_ldap_error(Operation::Bind, &self.url, self.operation_timeout, error)
+            map_ldap_error(Operation::Unbind, &self.url, self.operation_timeout, error)
         })
     }
 
-    /// Returns the SID of the domain at the base DN, read once per connection.
+    /// Returns the SID of the domain, read from the root DSE's `defaultNamingContext` (or
+    /// the base DN when the root DSE has none) once per connection. The base DN itself may
+    /// be an organizational unit, which has no SID.
     pub async fn domain_sid(&self) -> Result<Sid, DirectoryError> {
         let sid = self
             .domain_sid
             .get_or_try_init(|| async {
+                let domain_dn = self
+                    .root_dse
+                    .default_naming_context
+                    .as_deref()
+                    .unwrap_or(&self.base_dn);
                 let entries = self
-                    .search_paged(
-                        &self.base_dn,
-                        Scope::Base,
-                        "(objectClass=*)",
-                        &["objectSid"],
-                    )
+                    .search_paged(domain_dn, Scope::Base, "(objectClass=*)", &["objectSid"])
                     .await?;
                 let entry = entries
                     .first()
-                    .ok_or_else(|| DirectoryError::MissingAttribute {
-                        dn: self.base_dn.clone(),
-                        attribute: "objectSid",
+                    .ok_or_else(|| DirectoryError::EntryNotFound {
+                        dn: domain_dn.to_owned(),
                     })?;
                 required_sid(entry, "objectSid")
             })
@@ -684,6 +675,24 @@ mod tests {
             checked_url(&settings),
             Err(DirectoryError::InvalidUrl { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn empty_password_is_rejected_before_connecting() {
+        // Port 9 (discard) on loopback: the check must fail before any connection attempt.
+        let settings = ConnectionSettings::new(
+            "ldap://127.0.0.1:9",
+            BindIdentity::Upn("svc@example.com".to_owned()),
+            Password::new(""),
+        );
+        let error = DirectoryClient::connect(&settings)
+            .await
+            .err()
+            .expect("an empty password should be rejected");
+        assert!(
+            matches!(error, DirectoryError::MissingPassword { .. }),
+            "{error}"
+        );
     }
 
     #[test]

@@ -42,6 +42,13 @@ pub enum DirectoryError {
         error: Box<ldap3::LdapError>,
     },
 
+    /// The settings have an empty password. AD treats a simple bind with an empty password
+    /// as an anonymous bind that succeeds, so every later read would fail instead.
+    #[error(
+        "no password set for bind identity {identity} on {url}; set the bind password, because AD treats an empty one as an anonymous bind"
+    )]
+    MissingPassword { url: String, identity: String },
+
     /// The server rejected the simple bind.
     #[error("bind to {url} as {identity} failed: {status}")]
     Bind {
@@ -50,7 +57,7 @@ pub enum DirectoryError {
         status: LdapStatus,
     },
 
-    /// The server answered an operation with an error result code.
+    /// The server returned an error result code for an operation.
     #[error("{operation} of {target} failed: {status}")]
     Operation {
         operation: Operation,
@@ -68,7 +75,7 @@ pub enum DirectoryError {
         error: Box<ldap3::LdapError>,
     },
 
-    /// An operation got no answer within the configured timeout.
+    /// An operation received no response within the configured timeout.
     #[error(
         "{operation} of {target} timed out after {}; check the server's load or raise the operation timeout",
         humantime::format_duration(*timeout)
@@ -103,7 +110,7 @@ pub enum DirectoryError {
     )]
     MissingAttribute { dn: String, attribute: &'static str },
 
-    /// A directory entry holds an attribute value that the provider cannot parse.
+    /// A directory entry contains an attribute value that the provider cannot parse.
     #[error("directory entry {dn} has an invalid {attribute} value {value:?}: {reason}")]
     InvalidAttribute {
         dn: String,
@@ -112,8 +119,8 @@ pub enum DirectoryError {
         reason: String,
     },
 
-    /// The server answered a ranged read of a multi-valued attribute with ranges that do not
-    /// continue the previous one.
+    /// The server returned ranges of a multi-valued attribute that do not continue the
+    /// previous one.
     #[error("range retrieval of {attribute} on {dn} failed: {reason}")]
     InvalidRange {
         dn: String,
@@ -126,6 +133,7 @@ pub enum DirectoryError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
     Bind,
+    Unbind,
     Search,
     Add,
     Modify,
@@ -136,6 +144,7 @@ impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Operation::Bind => "bind",
+            Operation::Unbind => "unbind",
             Operation::Search => "search",
             Operation::Add => "add",
             Operation::Modify => "modify",

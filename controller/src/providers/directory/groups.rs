@@ -42,7 +42,7 @@ const OBJECT_ATTRIBUTES: [&str; 6] = [
     "name",
 ];
 
-/// How a spec names a group.
+/// A reference to a group, in one of the forms a spec can use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GroupRef {
     /// An SMTP address in `mail` or `proxyAddresses`.
@@ -156,10 +156,10 @@ impl DirectoryClient {
     /// Reads all values of a group's `member` attribute.
     ///
     /// With `member_range_size` unset, the plain attribute is requested and ranges are
-    /// followed only when the server answers with one, as AD does above its MaxValRange
-    /// (1,500 by default). With it set, the first request is `member;range=0-(size-1)`.
-    /// Either way, each ranged answer `member;range=LOW-HIGH` is followed by a request for
-    /// `member;range=(HIGH+1)-*` until an answer ends in `*`.
+    /// followed only when the server returns one, as AD does above its MaxValRange (1,500
+    /// by default). With it set, the first request is `member;range=0-(size-1)`. Either
+    /// way, each ranged response `member;range=LOW-HIGH` is followed by a request for
+    /// `member;range=(HIGH+1)-*` until a response ends in `*`.
     ///
     /// See <https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-adts/e27b48db-6f82-44cd-9038-2e54f790cc1f>.
     pub async fn read_members(&self, group_dn: &str) -> Result<Vec<String>, DirectoryError> {
@@ -197,9 +197,9 @@ impl DirectoryClient {
     /// group itself is left out even when a cycle leads back to it. Objects are sorted by
     /// DN.
     ///
-    /// The settings' [`TransitiveStrategy`] picks the method; with `Auto`, a server that
-    /// announces Active Directory gets the in-chain rule and any other server the walk, and
-    /// a rejected in-chain search falls back to the walk.
+    /// The settings' [`TransitiveStrategy`] picks the method. With `Auto`, a server that
+    /// announces Active Directory gets the in-chain rule and any other server the walk. A
+    /// rejected in-chain search falls back to the walk.
     pub async fn transitive_members(
         &self,
         group_dn: &str,
@@ -313,7 +313,7 @@ impl DirectoryClient {
                 );
                 Ok(true)
             }
-            // AD answers entryAlreadyExists and Samba attributeOrValueExists for a member
+            // AD returns entryAlreadyExists and Samba attributeOrValueExists for a member
             // that the group lists already.
             Err(DirectoryError::Operation { status, .. }) if matches!(status.code, 20 | 68) => {
                 debug!(
@@ -449,8 +449,8 @@ fn dn_key(dn: &str) -> String {
     dn.to_lowercase()
 }
 
-/// Collects the values of a multi-valued attribute across ranged reads and says which
-/// attribute to request next.
+/// Collects the values of a multi-valued attribute across ranged reads and returns the
+/// attribute description to request next.
 #[derive(Debug)]
 pub(super) struct RangeCursor {
     attribute: String,
@@ -476,7 +476,7 @@ impl RangeCursor {
         self.next_request.clone()
     }
 
-    /// Takes the attributes of one answer and decides the next request.
+    /// Takes the attributes of one response and decides the next request.
     pub(super) fn accept(
         &mut self,
         dn: &str,
@@ -501,6 +501,10 @@ impl RangeCursor {
         match matched {
             // No values, or the previous range was the last one with no values left.
             None => Ok(()),
+            Some((None, _)) if !self.values.is_empty() => Err(invalid(format!(
+                "the server returned the whole attribute after {} ranged values",
+                self.values.len()
+            ))),
             Some((None, values)) => {
                 self.values.extend(values.iter().cloned());
                 Ok(())
@@ -702,6 +706,21 @@ mod tests {
         let error = garbage
             .accept("CN=g", &answer("member;range=a-b", 0..1))
             .expect_err("garbage is an error");
+        assert!(
+            matches!(error, DirectoryError::InvalidRange { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn range_cursor_rejects_whole_attribute_after_ranges() {
+        let mut cursor = RangeCursor::new("member", None);
+        cursor
+            .accept("CN=g", &answer("member;range=0-1499", 0..1500))
+            .expect("first range");
+        let error = cursor
+            .accept("CN=g", &answer("member", 0..2000))
+            .expect_err("a whole attribute after ranges would repeat values");
         assert!(
             matches!(error, DirectoryError::InvalidRange { .. }),
             "{error}"

@@ -1,9 +1,9 @@
 //! The directory provider: Active Directory over LDAP.
 //!
-//! It reads what the controller needs to know about the service account and the scope
-//! (users by UPN, account state, Domain Users membership, groups and their transitive
-//! members, including groups large enough that AD returns `member` in ranges) and makes
-//! the few changes the controller applies: creating an account with a generated password,
+//! It reads what the controller needs to know about the service account and the scope:
+//! users by UPN, account state, Domain Users membership, and groups with their transitive
+//! members, including groups so large that AD returns `member` in ranges. It also makes the
+//! few changes the controller applies: creating an account with a generated password,
 //! enabling an account and adding a group member.
 //!
 //! Every search uses the Simple Paged Results control, every value placed in a filter is

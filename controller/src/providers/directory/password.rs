@@ -16,10 +16,10 @@ const SYMBOLS: &[u8] = b"!#%+-.:=?@^_~";
 /// Generates a 32-character password from the thread-local CSPRNG of `rand` 0.9 (ChaCha12,
 /// seeded from the operating system).
 ///
-/// The password meets AD's complexity rule: it has an uppercase and a lowercase letter, a
-/// digit and a symbol, and contains no token of three or more characters from
-/// `account_names` (the sAMAccountName and the display name, split at the delimiters AD uses:
-/// `,.-_#` tab and space). Look-alike characters (`I`, `O`, `l`, `0`, `1`) are left out.
+/// The password meets AD's complexity rule. It has an uppercase and a lowercase letter, a
+/// digit and a symbol. It contains no token of three or more characters from
+/// `account_names` (the sAMAccountName and the display name), split at the delimiters AD
+/// uses: `,.-_#`, tab and space. Look-alike characters (`I`, `O`, `l`, `0`, `1`) are left out.
 pub fn generate_password(account_names: &[&str]) -> Password {
     let alphabet: Vec<u8> = [UPPERCASE, LOWERCASE, DIGITS, SYMBOLS].concat();
     let forbidden_tokens: Vec<String> = account_names

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::error::DirectoryError;
 
-/// How and where to connect and bind to a directory server.
+/// Connection and bind settings for a directory server.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
     /// Server URL, `ldap://HOST[:PORT]` or `ldaps://HOST[:PORT]`.
@@ -38,7 +38,7 @@ pub struct ConnectionSettings {
     /// and follow ranges only where the server imposes them (AD does above 1,500 values by
     /// default, Samba does not).
     pub member_range_size: Option<u32>,
-    /// How transitive group members are resolved.
+    /// The method that resolves transitive group members.
     pub transitive_strategy: TransitiveStrategy,
 }
 
@@ -63,7 +63,7 @@ impl ConnectionSettings {
     }
 }
 
-/// How transitive group members are resolved.
+/// The method that resolves transitive group members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TransitiveStrategy {
     /// The in-chain matching rule when the root DSE announces Active Directory, otherwise

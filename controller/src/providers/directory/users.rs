@@ -138,7 +138,7 @@ impl AccountStatus {
     }
 }
 
-/// How an account belongs to the domain's Domain Users group.
+/// The way an account belongs to the domain's Domain Users group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DomainUsersMembership {
     /// Domain Users is the account's primary group (`primaryGroupID` 513).
@@ -190,7 +190,7 @@ pub struct CreatedUser {
     pub sam_account_name: String,
     /// User principal name.
     pub user_principal_name: String,
-    /// The generated password, to be stored where the spec says.
+    /// The generated password, to be stored in the secret store that the spec names.
     pub password: Password,
 }
 
