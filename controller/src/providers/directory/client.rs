@@ -84,9 +84,16 @@ impl DirectoryClient {
         debug!(url = %url, start_tls = settings.start_tls, identity = %identity, "connecting to the directory");
         let (connection, mut ldap) = LdapConnAsync::with_settings(ldap_settings, &url)
             .await
-            .map_err(|error| DirectoryError::Connect {
-                url: url.clone(),
-                error: Box::new(error),
+            .map_err(|error| match error {
+                LdapError::Timeout { .. } => DirectoryError::TimedOut {
+                    operation: Operation::Connect,
+                    target: url.clone(),
+                    timeout: settings.connect_timeout,
+                },
+                error => DirectoryError::Connect {
+                    url: url.clone(),
+                    error: Box::new(error),
+                },
             })?;
         let drive_url = url.clone();
         tokio::spawn(async move {

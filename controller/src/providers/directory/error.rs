@@ -77,7 +77,7 @@ pub enum DirectoryError {
 
     /// An operation received no response within the configured timeout.
     #[error(
-        "{operation} of {target} timed out after {}; check the server's load or raise the operation timeout",
+        "{operation} of {target} timed out after {}; check that the server is reachable and not overloaded, or raise the timeout",
         humantime::format_duration(*timeout)
     )]
     TimedOut {
@@ -132,6 +132,7 @@ pub enum DirectoryError {
 /// LDAP operations, as named in error messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
+    Connect,
     Bind,
     Unbind,
     Search,
@@ -143,6 +144,7 @@ pub enum Operation {
 impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Operation::Connect => "connection",
             Operation::Bind => "bind",
             Operation::Unbind => "unbind",
             Operation::Search => "search",

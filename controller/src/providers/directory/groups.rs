@@ -313,8 +313,8 @@ impl DirectoryClient {
                 );
                 Ok(true)
             }
-            // AD returns entryAlreadyExists and Samba attributeOrValueExists for a member
-            // that the group lists already.
+            // Samba 4.17 (like AD) returns entryAlreadyExists for a member that the group
+            // lists already, and RFC 4511 servers return attributeOrValueExists.
             Err(DirectoryError::Operation { status, .. }) if matches!(status.code, 20 | 68) => {
                 debug!(
                     group = group_dn,

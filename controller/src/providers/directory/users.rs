@@ -71,6 +71,10 @@ pub struct UserAccount {
     /// RID of the primary group, 513 (Domain Users) for most accounts.
     pub primary_group_id: Option<u32>,
     /// DNs of the groups that list the account in `member` (not the primary group).
+    //
+    // NOTE: AD returns at most MaxValRange (1,500 by default) values of memberOf in one
+    // response, and this read does not follow ranges, so an account in more groups shows
+    // only some of them here.
     pub member_of: Vec<String>,
     /// The attribute through which the lookup found the account.
     pub matched_by: UserMatch,
