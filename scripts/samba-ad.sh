@@ -204,14 +204,18 @@ SIU_AD_DIR='$dir'
 EOF
 }
 
-start_samba() {
+# Fails when another process listens on one of Samba's LDAP ports, before any time goes
+# into provisioning.
+check_ports_free() {
   local port
   for port in 389 636 3268 3269; do
     if ss -Hltn "sport = :$port" | grep -q .; then
       fail "port $port is already in use ($(ss -Hltnp "sport = :$port" | head -n 1)); stop the other LDAP server or run '$0 stop DIR' with the DIR it was started from"
     fi
   done
+}
 
+start_samba() {
   local started; started=$(date +%s)
   # -F keeps Samba in the foreground so that $! is its main process, and setsid detaches it
   # from the caller's session and terminal. The single process model uses the least memory.
@@ -265,6 +269,7 @@ start)
     log "reusing samba (pid $(samba_pid)) running from $dir"
   else
     stop_samba
+    check_ports_free
     if [ -f "$env_file" ] && [ "$(cat "$dir/layout-version" 2>/dev/null)" = "$LAYOUT_VERSION" ]; then
       log "reusing the domain provisioned in $dir"
     else
