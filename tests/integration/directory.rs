@@ -79,8 +79,9 @@ mod fixture {
     /// it, so objects left by a failed check never reach a later run.
     pub const SCRATCH_OU: &str = "siu-scratch";
     /// Description written on the OU once seeding has finished, so a later run can tell a
-    /// complete fixture from one that a crash left half-written.
-    pub const COMPLETE_MARKER: &str = "siu conformance fixture, version 1, complete";
+    /// complete fixture of this version from an older one or one that a crash left
+    /// half-written. Change the version whenever the fixture changes.
+    pub const COMPLETE_MARKER: &str = "siu conformance fixture, version 2, complete";
     /// Password of the enabled and the disabled fixture user.
     pub const USER_PASSWORD: &str = "Conformance-Fixture-7q";
 
@@ -92,6 +93,8 @@ mod fixture {
 
     /// Contains the enabled user and the inner group.
     pub const OUTER_GROUP: &str = "siu-outer";
+    /// Mail and primary SMTP address of the outer group.
+    pub const OUTER_GROUP_MAIL: &str = "siu-outer-list";
     /// Contains the nested user and, closing a cycle, the outer group.
     pub const INNER_GROUP: &str = "siu-inner";
     /// Contains `LARGE_GROUP_SIZE` contacts.
@@ -254,6 +257,15 @@ mod checks {
             .err()
             .expect("an unknown CA should fail the handshake");
         assert!(matches!(error, DirectoryError::Connect { .. }), "{error}");
+
+        // The explicit switch accepts the certificate without any CA file.
+        let mut insecure = target.admin_settings(&target.ldaps_url);
+        insecure.ca_file = None;
+        insecure.insecure_skip_tls_verify = true;
+        let client = DirectoryClient::connect(&insecure)
+            .await
+            .expect("skipping verification should accept the certificate");
+        assert!(client.is_encrypted());
     }
 
     pub async fn find_user_by_upn(target: &DirectoryTarget) {
@@ -377,6 +389,18 @@ mod checks {
             .expect("the search should succeed")
             .expect("the outer group exists");
         assert!(outer.is_security_group());
+        let references = [
+            GroupRef::Dn(target.dn(fixture::OUTER_GROUP)),
+            GroupRef::Name(fixture::OUTER_GROUP.to_owned()),
+            GroupRef::SmtpAddress(target.upn(fixture::OUTER_GROUP_MAIL)),
+        ];
+        for reference in references {
+            let found = client
+                .find_group(&reference)
+                .await
+                .expect("the search should succeed");
+            assert_eq!(found.as_ref(), Some(&outer), "lookup by {reference:?}");
+        }
 
         let by_walk = client
             .transitive_members_by_walk(&outer.dn)
@@ -803,8 +827,9 @@ async fn prepare_fixture(target: &DirectoryTarget) {
     }
 }
 
-/// Adds the fixture over LDAP unless a complete one is there already. A fixture that a
-/// crash left half-written is deleted with the tree-delete control and added again.
+/// Adds the fixture over LDAP unless a complete one of this version is there already. An
+/// older or half-written fixture is deleted with the tree-delete control and added again,
+/// which takes Samba about 25 s for the 2,000 contacts.
 async fn seed_over_ldap(target: &DirectoryTarget) {
     let mut ldap = raw_admin(target).await;
     reset_scratch_ou(target, &mut ldap).await;
@@ -823,7 +848,7 @@ async fn seed_over_ldap(target: &DirectoryTarget) {
     };
     if description.is_some() {
         report!(
-            "{}: deleting the incomplete fixture under {ou_dn}",
+            "{}: deleting the outdated or incomplete fixture under {ou_dn}",
             target.name
         );
         let tree_delete = RawControl {
@@ -904,15 +929,15 @@ async fn seed_over_ldap(target: &DirectoryTarget) {
         group_attributes(fixture::INNER_GROUP, vec![carol.as_str()]),
     )
     .await;
-    add(
-        &mut ldap,
-        &outer_group,
-        group_attributes(
-            fixture::OUTER_GROUP,
-            vec![alice.as_str(), inner_group.as_str()],
-        ),
-    )
-    .await;
+    let outer_mail = target.upn(fixture::OUTER_GROUP_MAIL);
+    let outer_proxy = format!("SMTP:{outer_mail}");
+    let mut outer_attributes = group_attributes(
+        fixture::OUTER_GROUP,
+        vec![alice.as_str(), inner_group.as_str()],
+    );
+    outer_attributes.push(("mail", vec![outer_mail.as_str()]));
+    outer_attributes.push(("proxyAddresses", vec![outer_proxy.as_str()]));
+    add(&mut ldap, &outer_group, outer_attributes).await;
     // The cycle: the inner group also contains the outer one.
     ldap.modify(
         &inner_group,
