@@ -1,4 +1,6 @@
-//! siuctl.
+//! siuctl: a declarative controller for a Sent Items Update service.
 
+/// The HTTP client settings every provider shares.
 pub mod http;
+/// Clients for Active Directory, Exchange and Entra ID.
 pub mod providers;

@@ -1,3 +1,4 @@
-//! Clients of the live systems that the controller reads and changes.
+//! Clients for the systems whose live state the controller reads and changes.
 
+pub mod directory;
 pub mod exchange;
