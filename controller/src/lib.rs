@@ -1,6 +1,10 @@
 //! siuctl: a declarative controller for a Sent Items Update service.
 
+/// Atomic file writes.
+pub mod fsutil;
 /// The HTTP client settings every provider shares.
 pub mod http;
 /// Clients for Active Directory, Exchange and Entra ID.
 pub mod providers;
+/// Observing, planning, applying and reporting.
+pub mod reconcile;
