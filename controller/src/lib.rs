@@ -1,1 +1,4 @@
-//! siuctl.
+//! siuctl: the declarative Sent Items Update controller.
+
+/// The command-line interface.
+pub mod cli;
