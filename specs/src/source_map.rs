@@ -443,6 +443,12 @@ fn end_position(text: &str) -> Position {
 fn scan_problem(text: &str, error: &granit_parser::ScanError) -> Problem {
     let position = convert_marker(text, error.marker());
     let info = error.info();
+    if info.contains("recursion limit") || info.contains("nesting limit") {
+        return Problem::new(
+            Some(Span::at(position)),
+            format!("the document nests mappings and sequences more than {MAX_DEPTH} deep"),
+        );
+    }
     let mut problem = Problem::new(Some(Span::at(position)), format!("invalid YAML: {info}"));
     if info.contains("tab") {
         problem = problem.with_help("indent with spaces; YAML does not allow tabs for indentation");
@@ -548,7 +554,7 @@ mod tests {
         let problem = build(&text).unwrap_err();
 
         assert!(
-            problem.message.contains("deep") || problem.message.contains("invalid YAML"),
+            problem.message.contains("more than 32 deep"),
             "{}",
             problem.message
         );
