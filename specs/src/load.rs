@@ -162,3 +162,347 @@ fn inline_secret_ranges(map: &SourceMap) -> Vec<std::ops::Range<usize>> {
 fn absolute_path(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::SecretRef;
+    use crate::desired::{
+        AccountProvisioning, AppRegistrationMode, BindUser, ClientCredential, DirectoryTransport,
+        ExchangeConnection, GeneratedCredential, GroupRef, Host,
+    };
+    use crate::spec::{Environment, ExchangeAuth, Impersonation, MailAccess, ScopeMode};
+
+    const MINIMAL: &str = "\
+apiVersion: siu/v1
+kind: SentItemsUpdate
+metadata:
+  name: contoso
+environment: onPremises
+onPremises:
+  exchange:
+    connection: manual
+    server: Mail.Contoso.com
+    managementShell:
+      command: [scripts/run.sh, -x]
+  directory:
+    url: ldaps://dc1.contoso.com
+    baseDn: DC=contoso,DC=com
+    bindUser: CONTOSO\\siu-reader
+    bindPassword: { fromFile: secrets/ad.password }
+account:
+  upn: svc-siu@contoso.com
+  password: { fromEnv: SIU_ACCOUNT_PASSWORD }
+updateLoop:
+  spoolDir: spool
+  stateDir: /var/lib/siuctl
+";
+
+    fn load_minimal(text: &str) -> Result<DesiredState, Error> {
+        load_str(text, Path::new("/etc/siuctl/contoso.yaml"))
+    }
+
+    fn messages(error: Error) -> Vec<String> {
+        match error {
+            Error::Invalid { diagnostics, .. } => diagnostics
+                .into_iter()
+                .map(|diagnostic| diagnostic.message)
+                .collect(),
+            other => panic!("expected an invalid spec, got {other}"),
+        }
+    }
+
+    #[test]
+    fn load_str_fills_defaults() {
+        let state = load_minimal(MINIMAL).unwrap();
+
+        assert_eq!(state.environment, Environment::OnPremises);
+        assert_eq!(state.exchange.auth, ExchangeAuth::Ntlm);
+        assert_eq!(
+            state.exchange.management_shell.timeout,
+            Duration::from_secs(120)
+        );
+        assert_eq!(state.account.impersonation, Impersonation::Grant);
+        assert_eq!(state.scope.mode, ScopeMode::All);
+        assert!(state.options.enabled);
+        assert!(!state.options.keep_original);
+        assert_eq!(state.options.delay, Duration::from_secs(5));
+        assert_eq!(
+            state.options.original_wait_timeout,
+            Duration::from_secs(900)
+        );
+        assert_eq!(state.reconcile_interval, Duration::from_secs(600));
+        assert_eq!(state.update_loop.concurrency, 8);
+        assert_eq!(state.update_loop.per_mailbox_concurrency, 1);
+        assert_eq!(state.app_registration, None);
+    }
+
+    #[test]
+    fn load_str_derives_ews_url_from_server() {
+        let state = load_minimal(MINIMAL).unwrap();
+
+        let ExchangeConnection::Manual { server, ews_url } = &state.exchange.connection else {
+            panic!("expected a manual connection");
+        };
+        assert_eq!(server, &Host::Name("mail.contoso.com".to_owned()));
+        assert_eq!(
+            ews_url.as_str(),
+            "https://mail.contoso.com/EWS/Exchange.asmx"
+        );
+    }
+
+    #[test]
+    fn load_str_resolves_paths_against_spec_directory() {
+        let state = load_minimal(MINIMAL).unwrap();
+
+        assert_eq!(state.update_loop.spool_dir, Path::new("/etc/siuctl/spool"));
+        assert_eq!(state.update_loop.state_dir, Path::new("/var/lib/siuctl"));
+        assert_eq!(
+            state.directory.bind_password,
+            SecretRef::FromFile("/etc/siuctl/secrets/ad.password".into())
+        );
+        let shell = &state.exchange.management_shell;
+        assert_eq!(shell.program, Path::new("/etc/siuctl/scripts/run.sh"));
+        assert_eq!(shell.args, ["-x"]);
+        assert_eq!(shell.working_dir, Path::new("/etc/siuctl"));
+    }
+
+    #[test]
+    fn load_str_keeps_bare_program_name() {
+        let text = MINIMAL.replace("[scripts/run.sh, -x]", "[pwsh, -File, x.ps1]");
+
+        let state = load_minimal(&text).unwrap();
+
+        assert_eq!(state.exchange.management_shell.program, Path::new("pwsh"));
+    }
+
+    #[test]
+    fn load_str_reads_directory_settings() {
+        let text = MINIMAL.replace(
+            "url: ldaps://dc1.contoso.com",
+            "url: ldap://dc1.contoso.com:389\n    startTls: true",
+        );
+
+        let state = load_minimal(&text).unwrap();
+
+        assert_eq!(state.directory.transport, DirectoryTransport::StartTls);
+        assert_eq!(state.directory.url.port(), Some(389));
+        assert_eq!(
+            state.directory.bind_user,
+            BindUser::DownLevel {
+                domain: "CONTOSO".to_owned(),
+                user: "siu-reader".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn load_str_defaults_autodiscover_address_to_upn() {
+        let text = MINIMAL.replace(
+            "connection: manual\n    server: Mail.Contoso.com",
+            "connection: autodiscover",
+        );
+
+        let state = load_minimal(&text).unwrap();
+
+        assert_eq!(
+            state.exchange.connection,
+            ExchangeConnection::Autodiscover {
+                address: "svc-siu@contoso.com".to_owned()
+            }
+        );
+    }
+
+    #[test]
+    fn load_str_defaults_created_account_container() {
+        let text = MINIMAL.replace(
+            "  password: { fromEnv: SIU_ACCOUNT_PASSWORD }",
+            "  create: true\n  password: { fromFile: secrets/svc-siu.password }",
+        );
+
+        let state = load_minimal(&text).unwrap();
+
+        assert_eq!(
+            state.account.provisioning,
+            AccountProvisioning::Create {
+                password_file: "/etc/siuctl/secrets/svc-siu.password".into(),
+                container: "CN=Users,DC=contoso,DC=com".to_owned(),
+            }
+        );
+        assert_eq!(
+            state.account.password(),
+            SecretRef::FromFile("/etc/siuctl/secrets/svc-siu.password".into())
+        );
+    }
+
+    #[test]
+    fn load_str_normalizes_manual_registration() {
+        let text = MINIMAL.replace("environment: onPremises", "environment: hybrid")
+            + "\
+appRegistration:
+  mode: manual
+  tenantId: 8A7E6C2E-3C1A-4B9E-9B52-3F0E2C1D4A55
+  clientId: 5d3b9f0e-7c21-4a8b-b6d4-2e1f0a9c8b7d
+  credential:
+    certificate:
+      thumbprint: \"3a 1f 9c 44 0b 7e 2d 5a 61 c8 93 0f e2 4b 7d 18 a6 5c 30 9e\"
+      keyFile: secrets/app.pem
+";
+
+        let state = load_minimal(&text).unwrap();
+
+        let registration = state.app_registration.unwrap();
+        assert_eq!(
+            registration.tenant_id.to_string(),
+            "8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55"
+        );
+        assert_eq!(registration.mail_access, MailAccess::Auto);
+        assert_eq!(
+            registration.endpoints.graph.as_str(),
+            "https://graph.microsoft.com/"
+        );
+        let AppRegistrationMode::Manual { credential, .. } = registration.mode else {
+            panic!("expected a manual registration");
+        };
+        assert_eq!(
+            credential,
+            ClientCredential::Certificate {
+                thumbprint: "3A1F9C440B7E2D5A61C8930FE24B7D18A65C309E".to_owned(),
+                key_file: "/etc/siuctl/secrets/app.pem".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn load_str_builds_automatic_registration() {
+        let text = MINIMAL.replace("environment: onPremises", "environment: hybrid")
+            + "\
+appRegistration:
+  mode: automatic
+  tenantId: 8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55
+  credential:
+    clientSecret: { fromFile: secrets/app.secret }
+  provisioner:
+    clientId: 1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f
+    credential:
+      clientSecret: { fromEnv: SIU_PROVISIONER_SECRET }
+";
+
+        let state = load_minimal(&text).unwrap();
+
+        let AppRegistrationMode::Automatic {
+            display_name,
+            credential,
+            provisioner,
+        } = state.app_registration.unwrap().mode
+        else {
+            panic!("expected an automatic registration");
+        };
+        assert_eq!(display_name, "siuctl contoso");
+        assert_eq!(
+            credential,
+            GeneratedCredential::ClientSecret {
+                secret_file: "/etc/siuctl/secrets/app.secret".into()
+            }
+        );
+        assert_eq!(
+            provisioner.credential,
+            ClientCredential::ClientSecret(SecretRef::FromEnv("SIU_PROVISIONER_SECRET".to_owned()))
+        );
+    }
+
+    #[test]
+    fn load_str_parses_scope_entries() {
+        let text = format!(
+            "{MINIMAL}scope:\n  mode: allExcept\n  users: [Alice@Contoso.com]\n  groups: [Sales@contoso.com, \"CN=Finance,DC=contoso,DC=com\", Board]\n"
+        );
+
+        let state = load_minimal(&text).unwrap();
+
+        assert_eq!(state.scope.mode, ScopeMode::AllExcept);
+        assert_eq!(state.scope.users, ["alice@contoso.com"]);
+        assert_eq!(
+            state.scope.groups,
+            [
+                GroupRef::Address("sales@contoso.com".to_owned()),
+                GroupRef::Dn("CN=Finance,DC=contoso,DC=com".to_owned()),
+                GroupRef::Name("Board".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn load_str_reports_every_problem() {
+        let text = MINIMAL
+            .replace("name: contoso", "name: Contoso")
+            .replace("upn: svc-siu@contoso.com", "upn: svc-siu")
+            .replace(
+                "stateDir: /var/lib/siuctl",
+                "stateDir: /var/lib/siuctl\n  concurrency: 0",
+            );
+
+        let messages = messages(load_minimal(&text).unwrap_err());
+
+        assert_eq!(messages.len(), 3, "{messages:?}");
+        assert!(messages[0].contains("metadata.name"), "{messages:?}");
+        assert!(messages[1].contains("account.upn"), "{messages:?}");
+        assert!(
+            messages[2].contains("updateLoop.concurrency"),
+            "{messages:?}"
+        );
+    }
+
+    #[test]
+    fn load_str_reports_inline_secret_without_value() {
+        let text = MINIMAL.replace("{ fromEnv: SIU_ACCOUNT_PASSWORD }", "\"s3cr3t-value\"");
+
+        let error = load_minimal(&text).unwrap_err();
+        let Error::Invalid { diagnostics, .. } = error else {
+            panic!("expected an invalid spec");
+        };
+
+        let rendered = diagnostics[0].render();
+        let json = serde_json::to_string(&diagnostics).unwrap();
+        assert!(!rendered.contains("s3cr3t-value"), "{rendered}");
+        assert!(!json.contains("s3cr3t-value"), "{json}");
+        assert!(
+            rendered.contains("password: { fromEnv: SIU_ACCOUNT_PASSWORD }"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("password: { fromFile: secrets/svc-siu.password }"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn load_bytes_locates_invalid_utf8() {
+        let mut bytes = b"apiVersion: siu/v1\nkind: x\xff\n".to_vec();
+        bytes.extend_from_slice(b"more: 1\n");
+
+        let error = load_bytes(&bytes, Path::new("spec.yaml")).unwrap_err();
+        let Error::Invalid { diagnostics, .. } = error else {
+            panic!("expected an invalid spec");
+        };
+
+        assert_eq!(
+            (diagnostics[0].line, diagnostics[0].column),
+            (Some(2), Some(8))
+        );
+    }
+
+    #[test]
+    fn load_rejects_oversized_file_before_reading() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("big.yaml");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(MAX_SPEC_BYTES + 1).unwrap();
+
+        let error = load(&path).unwrap_err();
+
+        assert!(matches!(error, Error::TooLarge { .. }), "{error}");
+        assert!(error.to_string().contains("8 MiB"), "{error}");
+    }
+}
