@@ -1,9 +1,9 @@
 //! The validated desired state: what the controller reconciles towards.
 //!
-//! Every value here has passed validation and is normalized: defaults are filled in,
-//! paths are absolute, URLs are parsed, GUIDs are [`Uuid`]s, thumbprints are 40 uppercase
-//! hexadecimal digits, durations are [`Duration`]s, and mode-dependent fields are enum
-//! variants so that a combination the spec rejects cannot be represented.
+//! Every value here has passed validation and is normalized. Defaults are filled in,
+//! paths are absolute, URLs are parsed and GUIDs are [`uuid::Uuid`]s. Thumbprints are 40
+//! uppercase hexadecimal digits and durations are [`std::time::Duration`]s. Mode-dependent fields are
+//! enum variants, so a combination that the spec rejects cannot be represented.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -37,7 +37,7 @@ pub struct DesiredState {
     pub update_loop: UpdateLoop,
 }
 
-/// How the controller reaches Exchange Server.
+/// Connection settings for Exchange Server.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Exchange {
     pub connection: ExchangeConnection,
@@ -48,7 +48,7 @@ pub struct Exchange {
     pub management_shell: ShellCommand,
 }
 
-/// How the EWS endpoint is found.
+/// Discovery of the EWS endpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExchangeConnection {
     /// Autodiscover for the domain of `address`.
@@ -88,7 +88,7 @@ pub struct ShellCommand {
     pub timeout: Duration,
 }
 
-/// How the controller reaches Active Directory.
+/// Connection settings for Active Directory.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Directory {
     pub url: Url,
@@ -100,7 +100,7 @@ pub struct Directory {
     pub ca_file: Option<PathBuf>,
 }
 
-/// How the LDAP connection is protected.
+/// Protection of the LDAP connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DirectoryTransport {
     /// TLS from the start (`ldaps://`).
@@ -112,8 +112,8 @@ pub enum DirectoryTransport {
 }
 
 impl DirectoryTransport {
-    /// Whether passwords may be set over this connection: Active Directory accepts a
-    /// `unicodePwd` change only over an encrypted connection.
+    /// Returns whether passwords may be set over this connection. Active Directory accepts
+    /// a `unicodePwd` change only over an encrypted connection.
     pub fn is_encrypted(self) -> bool {
         !matches!(self, Self::Plaintext)
     }
@@ -185,7 +185,7 @@ pub struct AppRegistration {
     pub endpoints: CloudEndpoints,
 }
 
-/// Who registers the application, with what each mode needs.
+/// Registration mode of the application, with what each mode needs.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AppRegistrationMode {
     /// The controller finds or creates the application named `display_name`, signing
@@ -250,7 +250,7 @@ pub struct Scope {
     pub groups: Vec<GroupRef>,
 }
 
-/// How a group is named in the scope.
+/// Reference to a group in the scope.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum GroupRef {
     /// An SMTP address, lowercase.
@@ -261,7 +261,7 @@ pub enum GroupRef {
     Name(String),
 }
 
-/// How sent messages are updated.
+/// Settings for updating sent messages.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UpdateOptions {
     pub enabled: bool,

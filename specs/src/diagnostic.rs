@@ -1,8 +1,8 @@
 //! Problems found in a spec file, located by line and column and rendered like compiler
 //! errors.
 //!
-//! A [`Diagnostic`] carries everything a person or a CI bot needs to fix one problem: the
-//! file, the 1-based line and column, the message, an optional hint and a snippet of the
+//! A [`Diagnostic`] carries what a person or a CI bot needs to fix one problem: the file,
+//! the 1-based line and column, the message and an optional hint. Its snippet shows the
 //! offending source line with a caret under the column. Snippets never show the value of a
 //! secret written inline: the loader passes the byte ranges of such values, and anything
 //! that looks like `password: value` or `secret: value` is masked as well.
@@ -15,7 +15,7 @@ use serde::Serialize;
 /// Text shown in place of a secret value in snippets.
 pub(crate) const REDACTED: &str = "[redacted]";
 
-/// The longest stretch of a source line shown in a snippet, in characters.
+/// Maximum width of the part of a source line shown in a snippet, in characters.
 const SNIPPET_WIDTH: usize = 100;
 
 /// One problem in a spec file.
@@ -29,9 +29,9 @@ pub struct Diagnostic {
     pub column: Option<usize>,
     /// The dotted path of the field with the problem, such as `account.upn`, when known.
     pub field: Option<String>,
-    /// What is wrong, in one lowercase sentence.
+    /// Description of the problem, in one lowercase sentence.
     pub message: String,
-    /// What to do about it.
+    /// Suggested fix.
     pub help: Option<String>,
     /// The source line with a caret under the column, with a line-number gutter.
     pub snippet: Option<String>,

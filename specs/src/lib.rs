@@ -4,8 +4,8 @@
 //! The crate has two layers. [`spec`] mirrors the YAML with serde and is the source of
 //! the JSON Schema ([`schema`]). [`load`] parses a file into that model, checks it, and
 //! returns the normalized [`DesiredState`] that the controller works from. Every problem
-//! comes back as a [`Diagnostic`] with file, line, column and a snippet; a spec never
-//! holds a secret, only [`SecretRef`]s, which resolve to [`Secret`]s.
+//! comes back as a [`Diagnostic`] with file, line, column and a snippet. A spec never
+//! contains a secret, only [`SecretRef`]s, which resolve to [`Secret`]s.
 
 /// The validated desired state.
 pub mod desired;

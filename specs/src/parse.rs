@@ -16,7 +16,7 @@ use crate::spec::Spec;
 /// Parses `text` into the raw model.
 ///
 /// The source map was built from the same text and already enforced the structural
-/// limits; the budget here is the same bound again, inside the deserializer.
+/// limits. The budget here repeats those bounds inside the deserializer.
 pub(crate) fn deserialize(text: &str, map: &SourceMap) -> Result<Spec, Box<Problem>> {
     let options = serde_saphyr::options! {
         with_snippet: false,

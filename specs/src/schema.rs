@@ -1,7 +1,7 @@
 //! The JSON Schema of a siu/v1 spec, generated from the raw model and its doc comments.
 //!
-//! The repository keeps a copy at `specs/schema/siu-v1.schema.json` for editors (the
-//! examples point the YAML language server at it); a test fails when the copy is stale.
+//! The repository keeps a copy at `specs/schema/siu-v1.schema.json` for editors, and the
+//! examples point the YAML language server at it. A test fails when the copy is stale.
 
 use crate::spec::Spec;
 

@@ -3,8 +3,8 @@
 //! A spec never contains a password or a client secret. Fields that need one take a
 //! [`SecretRef`]: `{ fromEnv: NAME }` or `{ fromFile: PATH }`. The raw model reads such a
 //! field as a [`SecretSpec`], which also accepts an inline value so that validation can
-//! reject it with a located error; the inline value itself is dropped while parsing and
-//! never reaches a message. [`Secret`] holds a resolved value and prints as `[redacted]`.
+//! reject it with a located error. The inline value itself is dropped while parsing, so
+//! it never reaches a message. [`Secret`] contains a resolved value and prints as `[redacted]`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,7 +22,7 @@ use crate::error::Error;
 /// smaller; the limit keeps a wrong path such as `/dev/zero` from filling memory.
 pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
-/// Where a secret is kept: an environment variable of the siuctl process, or a file.
+/// Location of a secret: an environment variable of the siuctl process, or a file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub enum SecretRef {
@@ -39,7 +39,7 @@ impl SecretRef {
     /// Reads the secret from its environment variable or file.
     ///
     /// A `fromFile` path is used as stored, so resolve it against the spec's directory
-    /// first; the validated [`crate::DesiredState`] already holds absolute paths. Errors
+    /// first. The validated [`crate::DesiredState`] already contains absolute paths. Errors
     /// name the reference, never the value.
     pub fn resolve(&self) -> Result<Secret, Error> {
         let value = match self {
@@ -104,8 +104,8 @@ fn read_secret_file(path: &Path) -> Result<String, Error> {
 
 /// A resolved secret value.
 ///
-/// `Debug`, `Display` and `Serialize` print `[redacted]`; only [`Secret::expose`] returns
-/// the value. Dropping a `Secret` overwrites its buffer with zeros.
+/// `Debug`, `Display` and `Serialize` print `[redacted]`, and only [`Secret::expose`]
+/// returns the value. Dropping a `Secret` overwrites its buffer with zeros.
 // NOTE: the zeroing is best effort. Copies made before the value reached `Secret`, or by
 // callers of `expose`, are not cleared.
 #[derive(Clone, PartialEq, Eq)]

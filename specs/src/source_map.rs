@@ -14,14 +14,14 @@ use serde_saphyr::granit_parser::{self, Event, Parser};
 
 use crate::diagnostic::{Position, Problem, Span};
 
-/// The deepest nesting of mappings and sequences accepted. A valid spec nests six deep.
+/// Maximum nesting depth of mappings and sequences. A valid spec nests six deep.
 pub const MAX_DEPTH: usize = 32;
 
-/// The most nodes a document may have once every alias is expanded. A 10,000-line spec
-/// has about 20,000.
+/// Maximum number of nodes in a document once every alias is expanded. A 10,000-line
+/// spec has about 20,000.
 pub const MAX_EXPANDED_NODES: usize = 250_000;
 
-/// What a node in the document is.
+/// Kind of a node in the document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NodeKind {
     Scalar,
@@ -30,8 +30,8 @@ pub(crate) enum NodeKind {
     Alias,
 }
 
-/// Where a value sits: the span of its key (absent for sequence items and the root) and
-/// the span of the value itself.
+/// Location of a value: the span of its key (absent for sequence items and the root)
+/// and the span of the value itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct NodeLocation {
     pub(crate) key: Option<Span>,

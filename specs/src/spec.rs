@@ -1,10 +1,11 @@
 //! The raw siu/v1 model: one Rust type per YAML mapping, with the YAML's field names.
 //!
-//! These types accept what the YAML can say and nothing more (unknown fields are errors),
-//! but they do not check values: a URL is still a string and a duration is still text.
-//! [`crate::validate`] turns a [`Spec`] into a [`crate::DesiredState`]. The doc comments
+//! These types accept every field of the format and reject unknown ones, but they do not
+//! check values: a URL is still a string and a duration is still text.
+//! Validation turns a [`crate::spec::Spec`] into a [`crate::DesiredState`]. The doc comments
 //! here become the descriptions in the JSON Schema, which editors show while an
-//! administrator writes a spec, so they say what a field sets, its default and its unit.
+//! administrator writes a spec, so they state what a field sets, its default and its
+//! unit.
 
 use std::path::PathBuf;
 
@@ -104,8 +105,8 @@ pub struct OnPremisesSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExchangeSpec {
-    /// How the EWS endpoint is found: `autodiscover` asks Autodiscover for the mailbox of
-    /// `autodiscoverAddress`, `manual` uses `server` or `ewsUrl`.
+    /// How the EWS endpoint is found: `autodiscover` queries Autodiscover for the mailbox
+    /// of `autodiscoverAddress`, `manual` uses `server` or `ewsUrl`.
     pub connection: ConnectionMode,
     /// Host name (FQDN) or IP address of the Exchange server or load balancer that
     /// serves EWS. Required when `connection` is `manual`, rejected with `autodiscover`.

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-/// How `siuctl` ends.
+/// Exit status of `siuctl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Exit {

@@ -2,9 +2,10 @@
 //! subcommand.
 //!
 //! Each subcommand lives in its own file with an `Args` struct and a `run` function that
-//! returns an [`Exit`]. To add one, add a variant to [`Command`] and a match arm in
-//! [`main`]. Results for the user go to standard output through [`output`]; logs go to
-//! standard error through `tracing`.
+//! returns an [`Exit`](crate::cli::exit::Exit). To add one, add a variant to
+//! [`Command`](crate::cli::Command) and a match arm in [`main`](crate::cli::main). Results
+//! for the user go to standard output through [`output`](crate::cli::output), and logs go
+//! to standard error through `tracing`.
 
 pub mod exit;
 pub mod output;

@@ -1,5 +1,5 @@
-//! What `siuctl` prints for the person or program that ran it, kept apart from the
-//! `tracing` logs on standard error.
+//! Output for the person or program that ran `siuctl`, kept apart from the `tracing`
+//! logs on standard error.
 
 use std::io::{self, Write};
 

@@ -3,8 +3,8 @@
 //! Validation checks every rule and collects every problem before it returns, so one run
 //! of `siuctl validate` lists everything to fix. Each problem points at the value that
 //! breaks the rule, or at the key or block where a required value is missing. The
-//! sections live in their own modules; this one holds the shared [`Validator`] and the
-//! checks used by several sections: paths, secrets, URLs and commands.
+//! sections live in their own modules. This one contains the shared [`Validator`] and
+//! the checks used by several sections: paths, secrets, URLs and commands.
 
 mod app_registration;
 mod on_premises;

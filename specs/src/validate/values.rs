@@ -193,7 +193,7 @@ fn dn_parts(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Whether `dn` lies strictly below `base`, comparing parts without case.
+/// Returns whether `dn` lies strictly below `base`, comparing parts without case.
 pub(crate) fn dn_is_below(dn: &str, base: &str) -> bool {
     let dn = dn_parts(dn);
     let base = dn_parts(base);
