@@ -142,15 +142,18 @@ fn not_utf8_problem(bytes: &[u8], error: &std::str::Utf8Error) -> Problem {
     .with_help("save the spec as UTF-8 text")
 }
 
-/// Byte ranges of scalar values in secret fields, which are secrets written inline.
+/// Byte ranges of the scalars inside secret fields, other than the names and paths of
+/// `fromEnv` and `fromFile` references. They are secrets written inline, possibly in a
+/// malformed reference such as `password: { value: hunter2 }`.
 fn inline_secret_ranges(map: &SourceMap) -> Vec<std::ops::Range<usize>> {
     map.iter()
         .filter(|(path, node)| {
-            node.kind == NodeKind::Scalar
-                && path
-                    .rsplit('.')
-                    .next()
-                    .is_some_and(|name| SECRET_FIELDS.contains(&name))
+            let mut segments = path.split(['.', '[']);
+            let in_secret = segments
+                .clone()
+                .any(|segment| SECRET_FIELDS.contains(&segment));
+            let is_reference = matches!(segments.next_back(), Some("fromEnv" | "fromFile"));
+            node.kind == NodeKind::Scalar && in_secret && !is_reference
         })
         .map(|(_, node)| node.value.start.byte..node.value.end.byte)
         .collect()
@@ -475,6 +478,23 @@ appRegistration:
             rendered.contains("password: { fromFile: secrets/svc-siu.password }"),
             "{rendered}"
         );
+    }
+
+    #[test]
+    fn load_str_masks_secret_in_malformed_reference() {
+        let text = MINIMAL.replace(
+            "{ fromEnv: SIU_ACCOUNT_PASSWORD }",
+            "{ value: s3cr3t-value }",
+        );
+
+        let error = load_minimal(&text).unwrap_err();
+        let Error::Invalid { diagnostics, .. } = error else {
+            panic!("expected an invalid spec");
+        };
+
+        let rendered = diagnostics[0].render();
+        assert!(rendered.contains("unknown field `value`"), "{rendered}");
+        assert!(!rendered.contains("s3cr3t-value"), "{rendered}");
     }
 
     #[test]

@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(exit) => exit.into(),
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "command failed");
+            tracing::debug!(error = format!("{error:#}"), "command failed");
             eprintln!("error: {error:#}");
             Exit::Failure.into()
         }

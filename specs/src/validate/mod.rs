@@ -4,7 +4,9 @@
 //! of `siuctl validate` lists everything to fix. Each problem points at the value that
 //! breaks the rule, or at the key or block where a required value is missing. The
 //! sections live in their own modules. This one contains the shared [`Validator`] and
-//! the checks used by several sections: paths, secrets, URLs and commands.
+//! the checks used by several sections: paths, secrets, URLs and commands. Validation
+//! does not read the files that the spec names, because they may exist only on the host
+//! that runs siuctl.
 
 mod app_registration;
 mod on_premises;
