@@ -81,13 +81,19 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
 
     let map = match source_map::build(text) {
         Ok(map) => map,
-        Err(problem) => return Err(invalid(path, vec![source.diagnostic(*problem)])),
+        Err(problem) => {
+            tracing::debug!(spec = %path.display(), error = %problem.message, "spec is not a valid YAML document");
+            return Err(invalid(path, vec![source.diagnostic(*problem)]));
+        }
     };
     source.secret_ranges = inline_secret_ranges(&map);
 
     let spec = match crate::parse::deserialize(text, &map) {
         Ok(spec) => spec,
-        Err(problem) => return Err(invalid(path, vec![source.diagnostic(*problem)])),
+        Err(problem) => {
+            tracing::debug!(spec = %path.display(), error = %problem.message, "spec does not match the siu/v1 format");
+            return Err(invalid(path, vec![source.diagnostic(*problem)]));
+        }
     };
 
     let spec_path = absolute_path(path);
@@ -97,6 +103,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
             Ok(state)
         }
         Err(problems) => {
+            tracing::debug!(spec = %path.display(), problems = problems.len(), "spec is invalid");
             let diagnostics = problems
                 .into_iter()
                 .map(|problem| source.diagnostic(problem))

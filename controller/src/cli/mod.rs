@@ -12,6 +12,7 @@ pub mod output;
 pub mod schema;
 pub mod validate;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{ArgAction, Parser, Subcommand, ValueEnum};
@@ -98,8 +99,10 @@ fn init_logging(verbose: u8, format: LogFormat) {
         };
         EnvFilter::new(level)
     });
+    // Colors only for a terminal, so that logs captured by CI or a file stay plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -42,14 +42,8 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let diagnostics = match siu_specs::load(path) {
-            Ok(_) => {
-                tracing::debug!(file = %path.display(), "spec is valid");
-                Vec::new()
-            }
-            Err(error) => {
-                tracing::debug!(file = %path.display(), error = %error, "spec is invalid");
-                error.diagnostics(path)
-            }
+            Ok(_) => Vec::new(),
+            Err(error) => error.diagnostics(path),
         };
         files.push(FileReport {
             path,
