@@ -162,10 +162,6 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
                 format!("invalid type for {subject}: expected {expected}"),
             )
         }
-        YamlError::Budget { breach, .. } => Problem::new(
-            span,
-            format!("the document exceeds a parser limit: {breach:?}"),
-        ),
         YamlError::AliasReplayLimitExceeded { .. }
         | YamlError::AliasExpansionLimitExceeded { .. }
         | YamlError::AliasReplayStackDepthExceeded { .. } => Problem::new(
