@@ -1,5 +1,7 @@
-//! siuctl: a declarative controller for a Sent Items Update service.
+//! siuctl: the declarative Sent Items Update controller.
 
+/// The command-line interface.
+pub mod cli;
 /// Atomic file writes.
 pub mod fsutil;
 /// The HTTP client settings every provider shares.
