@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::LabError;
 
+/// The `apiVersion` of a fixture.
+pub const API_VERSION: &str = "siu/v1";
+/// The `kind` of a fixture.
+pub const KIND: &str = "LabOrganization";
+
 /// The default fixture, compiled in so that `siuctl lab up` and `siuctl demo` work from any
 /// directory.
 pub const DEFAULT_FIXTURE: &str = include_str!("../../examples/lab-org.yaml");
@@ -20,6 +25,11 @@ pub const DEFAULT_FIXTURE: &str = include_str!("../../examples/lab-org.yaml");
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fixture {
+    /// `siu/v1`.
+    pub api_version: String,
+    /// `LabOrganization`, which tells `siuctl validate` that this file is a lab fixture and
+    /// not a spec.
+    pub kind: String,
     /// DNS name of the Active Directory domain, also the mail domain (`lab.example`).
     pub domain: String,
     /// NetBIOS name of the domain (`LAB`), used in `LAB\user` logons.
@@ -258,8 +268,18 @@ impl Fixture {
             .expect("the compiled-in default fixture must be valid")
     }
 
-    /// Checks references between entries: every group member and bulk group must exist.
+    /// Checks the header and the references between entries: every group member and bulk
+    /// group must exist.
     fn check(&self, origin: &str) -> Result<(), LabError> {
+        if self.api_version != API_VERSION || self.kind != KIND {
+            return Err(LabError::Fixture {
+                origin: origin.to_string(),
+                message: format!(
+                    "expected `apiVersion: {API_VERSION}` and `kind: {KIND}`, found `{}` and `{}`",
+                    self.api_version, self.kind
+                ),
+            });
+        }
         let known = |sam: &str| {
             self.users.iter().any(|u| u.sam.eq_ignore_ascii_case(sam))
                 || self.groups.iter().any(|g| g.sam.eq_ignore_ascii_case(sam))
@@ -344,7 +364,7 @@ mod tests {
 
     #[test]
     fn unknown_member_is_rejected() {
-        let text = "domain: x.example\nnetbiosName: X\ntenant: {id: 00000000-0000-0000-0000-000000000001, initialDomain: x.onmicrosoft.com, displayName: X}\ngroups:\n  - sam: g\n    members: [nobody]\n";
+        let text = "apiVersion: siu/v1\nkind: LabOrganization\ndomain: x.example\nnetbiosName: X\ntenant: {id: 00000000-0000-0000-0000-000000000001, initialDomain: x.onmicrosoft.com, displayName: X}\ngroups:\n  - sam: g\n    members: [nobody]\n";
         let err = Fixture::parse(text, "test").unwrap_err().to_string();
         assert!(err.contains("nobody"), "{err}");
     }

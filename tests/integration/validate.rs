@@ -245,11 +245,12 @@ fn examples_reference_stored_schema() {
             continue;
         }
 
-        let first_line = std::fs::read_to_string(&path)
-            .expect("readable")
-            .lines()
-            .next()
-            .map(str::to_owned);
+        let contents = std::fs::read_to_string(&path).expect("readable");
+        if contents.lines().any(|line| line == "kind: LabOrganization") {
+            // The lab's organization fixture is not a spec and has no schema.
+            continue;
+        }
+        let first_line = contents.lines().next().map(str::to_owned);
 
         assert_eq!(
             first_line.as_deref(),

@@ -41,9 +41,16 @@ struct Report<'a> {
 pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let diagnostics = match siu_specs::load(path) {
-            Ok(_) => Vec::new(),
-            Err(error) => error.diagnostics(path),
+        let diagnostics = if is_lab_fixture(path) {
+            match siu_lab::Fixture::load(path) {
+                Ok(_) => Vec::new(),
+                Err(error) => vec![Diagnostic::for_file(path, error.to_string())],
+            }
+        } else {
+            match siu_specs::load(path) {
+                Ok(_) => Vec::new(),
+                Err(error) => error.diagnostics(path),
+            }
         };
         files.push(FileReport {
             path,
@@ -72,6 +79,20 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Failure
     })
+}
+
+/// Whether a file declares `kind: LabOrganization` at the top level: an organization fixture
+/// for `siuctl lab up`, checked with the lab's own parser.
+fn is_lab_fixture(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = Vec::new();
+    let readable = std::fs::File::open(path)
+        .and_then(|file| file.take(64 * 1024).read_to_end(&mut head))
+        .is_ok();
+    readable
+        && String::from_utf8_lossy(&head)
+            .lines()
+            .any(|line| line.trim_end() == format!("kind: {}", siu_lab::fixture::KIND))
 }
 
 fn render_text(report: &Report<'_>) -> String {
