@@ -18,7 +18,8 @@ pub use crate::spec::{
 };
 
 /// A validated siu/v1 spec.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DesiredState {
     /// Absolute path of the spec file.
     pub spec_path: PathBuf,
@@ -38,7 +39,8 @@ pub struct DesiredState {
 }
 
 /// Connection settings for Exchange Server.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Exchange {
     pub connection: ExchangeConnection,
     pub auth: ExchangeAuth,
@@ -49,7 +51,8 @@ pub struct Exchange {
 }
 
 /// Discovery of the EWS endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum ExchangeConnection {
     /// Autodiscover for the domain of `address`.
     Autodiscover { address: String },
@@ -58,7 +61,8 @@ pub enum ExchangeConnection {
 }
 
 /// A server given by name or by address.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Host {
     /// A fully qualified domain name, lowercase.
     Name(String),
@@ -75,7 +79,8 @@ impl std::fmt::Display for Host {
 }
 
 /// A command the controller runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ShellCommand {
     /// The program: an absolute path when the spec gave a path, otherwise a name to look
     /// up in `PATH`.
@@ -89,7 +94,8 @@ pub struct ShellCommand {
 }
 
 /// Connection settings for Active Directory.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Directory {
     pub url: Url,
     pub transport: DirectoryTransport,
@@ -101,7 +107,8 @@ pub struct Directory {
 }
 
 /// Protection of the LDAP connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum DirectoryTransport {
     /// TLS from the start (`ldaps://`).
     Ldaps,
@@ -120,7 +127,8 @@ impl DirectoryTransport {
 }
 
 /// The account the controller binds to Active Directory as.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum BindUser {
     /// `user@domain`.
     Upn(String),
@@ -140,7 +148,8 @@ impl std::fmt::Display for BindUser {
 }
 
 /// The service account.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Account {
     pub upn: String,
     pub provisioning: AccountProvisioning,
@@ -163,7 +172,8 @@ impl Account {
 }
 
 /// Whether the service account exists or is created by the controller.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum AccountProvisioning {
     /// An existing account and its password.
     Existing { password: SecretRef },
@@ -176,7 +186,8 @@ pub enum AccountProvisioning {
 }
 
 /// The Entra application for Exchange Online.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AppRegistration {
     pub tenant_id: Uuid,
     pub mode: AppRegistrationMode,
@@ -186,7 +197,8 @@ pub struct AppRegistration {
 }
 
 /// Registration mode of the application, with what each mode needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum AppRegistrationMode {
     /// The controller finds or creates the application named `display_name`, signing
     /// in as `provisioner`, and writes the generated credential.
@@ -203,7 +215,8 @@ pub enum AppRegistrationMode {
 }
 
 /// The credential the controller generates for an automatic registration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum GeneratedCredential {
     /// A self-signed certificate, written with its private key to `key_file`.
     Certificate { key_file: PathBuf },
@@ -212,14 +225,16 @@ pub enum GeneratedCredential {
 }
 
 /// The identity that registers the application.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Provisioner {
     pub client_id: Uuid,
     pub credential: ClientCredential,
 }
 
 /// An existing application credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum ClientCredential {
     /// A certificate: `thumbprint` is 40 uppercase hexadecimal digits, and `key_file`
     /// is a PEM file with the private key and the certificate.
@@ -231,7 +246,8 @@ pub enum ClientCredential {
 }
 
 /// Microsoft 365 endpoints.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CloudEndpoints {
     pub authority_host: Url,
     pub graph: Url,
@@ -241,7 +257,8 @@ pub struct CloudEndpoints {
 }
 
 /// Whose Sent Items are updated.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Scope {
     pub mode: ScopeMode,
     /// UPNs or SMTP addresses, lowercase. Empty with [`ScopeMode::All`].
@@ -251,7 +268,8 @@ pub struct Scope {
 }
 
 /// Reference to a group in the scope.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub enum GroupRef {
     /// An SMTP address, lowercase.
     Address(String),
@@ -262,7 +280,8 @@ pub enum GroupRef {
 }
 
 /// Settings for updating sent messages.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UpdateOptions {
     pub enabled: bool,
     pub keep_original: bool,
@@ -273,7 +292,8 @@ pub struct UpdateOptions {
 }
 
 /// The update loop's directories and parallelism.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UpdateLoop {
     pub spool_dir: PathBuf,
     pub state_dir: PathBuf,

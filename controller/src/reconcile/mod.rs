@@ -5,6 +5,7 @@
 //! and then verifies the result. `status` reports conditions. Reads that fail become
 //! unknown values and unknown actions, never drift.
 
+pub mod applied;
 pub mod plan;
 pub mod status;
 pub mod view;
