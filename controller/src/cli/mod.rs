@@ -9,6 +9,7 @@
 
 pub mod exit;
 pub mod output;
+pub mod run;
 pub mod schema;
 pub mod validate;
 
@@ -54,6 +55,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a siu/v1 spec.
     Schema(schema::SchemaArgs),
+    /// Run the update loop with the applied configuration, reconciling in the background.
+    Run(run::RunArgs),
 }
 
 /// Runs `siuctl` with the process's arguments and returns its exit code.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args),
         Command::Schema(args) => schema::run(args),
+        Command::Run(args) => run::run(args),
     };
     match result {
         Ok(exit) => exit.into(),
