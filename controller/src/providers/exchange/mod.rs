@@ -3,4 +3,4 @@
 pub mod autodiscover;
 pub mod ews;
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
