@@ -12,6 +12,7 @@ pub mod certificate;
 pub mod credential;
 pub mod graph;
 pub mod groups;
+pub mod mail;
 pub mod odata;
 pub mod organization;
 pub mod replication;
