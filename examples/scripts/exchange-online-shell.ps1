@@ -6,11 +6,12 @@ PowerShell session that signs in as an application with a certificate.
 .DESCRIPTION
 siuctl starts this script as its Exchange Online shell command, for example:
 
-    exchangeOnlineShell:
-      command: [pwsh, -NoProfile, -NonInteractive, -File, exchange-online-shell.ps1,
-                -AppId, 11111111-2222-3333-4444-555555555555,
-                -CertificateThumbprint, 0123456789ABCDEF0123456789ABCDEF01234567,
-                -Organization, contoso.onmicrosoft.com]
+    appRegistration:
+      exchangeOnlineShell:
+        command: [pwsh, -NoProfile, -NonInteractive, -File, exchange-online-shell.ps1,
+                  -AppId, 11111111-2222-3333-4444-555555555555,
+                  -CertificateThumbprint, 0123456789ABCDEF0123456789ABCDEF01234567,
+                  -Organization, contoso.onmicrosoft.com]
 
 The application needs the Exchange.ManageAsApp permission and an Exchange role such as
 Exchange Administrator. Connect-ExchangeOnline finds the certificate by thumbprint in the

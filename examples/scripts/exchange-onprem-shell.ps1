@@ -6,9 +6,11 @@ Management Shell session on an on-premises Exchange server.
 .DESCRIPTION
 siuctl starts this script as its managementShell.command, for example:
 
-    managementShell:
-      command: [pwsh, -NoProfile, -NonInteractive, -File, exchange-onprem-shell.ps1,
-                -Server, mail.lab.example]
+    onPremises:
+      exchange:
+        managementShell:
+          command: [pwsh, -NoProfile, -NonInteractive, -File, exchange-onprem-shell.ps1,
+                    -Server, mail.lab.example]
 
 The session authenticates with Kerberos as the account that runs siuctl, so no password
 appears in the spec, in this script or in the cmdlets siuctl sends. That account needs the

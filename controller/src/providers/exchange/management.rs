@@ -28,9 +28,10 @@
 //! . ([scriptblock]::Create($script))
 //! ```
 //!
-//! with `managementShell.command: [pwsh, -NoProfile, -NonInteractive, -File,
+//! with `onPremises.exchange.managementShell.command: [pwsh, -NoProfile, -NonInteractive, -File,
 //! exchange-onprem-shell.ps1, -Server, mail.lab.example]`. For Exchange Online the wrapper
-//! (`examples/scripts/exchange-online-shell.ps1`) signs in with `Connect-ExchangeOnline -AppId
+//! (`examples/scripts/exchange-online-shell.ps1`, configured as
+//! `appRegistration.exchangeOnlineShell.command`) signs in with `Connect-ExchangeOnline -AppId
 //! ... -CertificateThumbprint ... -Organization ...` instead. The lab's stand-in,
 //! `siuctl lab exchange-shell --dir DIR [--online]`, accepts the same scripts: the cmdlets
 //! below with single-quoted values, `Select-Object` and `ConvertTo-Json`.
