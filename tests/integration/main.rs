@@ -4,3 +4,5 @@
 fn binary_is_built() {
     assert!(std::path::Path::new(env!("CARGO_BIN_EXE_siuctl")).exists());
 }
+
+mod entra;
