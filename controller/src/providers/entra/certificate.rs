@@ -69,7 +69,7 @@ impl CertificateKey {
     /// Reads the private key and its certificate from a PEM file.
     ///
     /// The file contains one unencrypted RSA private key (`PRIVATE KEY` or `RSA PRIVATE KEY`)
-    /// and one or more certificates; the certificate whose public key matches the private
+    /// and one or more certificates. The certificate whose public key matches the private
     /// key is used, so a leaf followed by its chain works in any order.
     pub fn from_pem_file(path: &Path) -> Result<Self, CertificateError> {
         let pem = std::fs::read(path).map_err(|source| CertificateError::Read {
@@ -611,8 +611,8 @@ pub enum CertificateError {
 pub(crate) mod tests {
     use super::*;
 
-    /// A 2048-bit RSA key and certificate, generated once per test process because RSA key
-    /// generation is slow in debug builds.
+    /// Returns a 2048-bit RSA key and certificate, generated once per test process because
+    /// RSA key generation is slow in debug builds.
     pub(crate) fn test_certificate() -> &'static GeneratedCertificate {
         static CERTIFICATE: std::sync::OnceLock<GeneratedCertificate> = std::sync::OnceLock::new();
         CERTIFICATE.get_or_init(|| {
@@ -690,7 +690,8 @@ pub(crate) mod tests {
             key.x5t_s256(),
             URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(der))
         );
-        assert!(key.not_before() <= Utc::now() && Utc::now() < key.not_after());
+        assert!(key.not_before() <= Utc::now());
+        assert!(Utc::now() < key.not_after());
     }
 
     #[test]

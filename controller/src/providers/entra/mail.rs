@@ -15,11 +15,11 @@
 //! 2.2.1.6, `PidTagMessageFlags`), so the draft flag cannot be cleared afterwards.
 //! [`GraphClient::create_draft_from_mime`] is kept for callers that want the draft anyway.
 //!
-//! The copy in Sent Items is therefore created with the JSON form instead,
-//! [`GraphClient::create_sent_item`]: the message properties come from the MIME (parsed by
-//! [`SentItem::from_mime`]), and `singleValueExtendedProperties` set `PR_MESSAGE_FLAGS` to
-//! `MSGFLAG_READ` without `MSGFLAG_UNSENT` at creation, together with the original's sent
-//! time (`PR_CLIENT_SUBMIT_TIME`, `PR_MESSAGE_DELIVERY_TIME`) and Internet Message-ID
+//! The copy in Sent Items is therefore created with the JSON form instead, by
+//! [`GraphClient::create_sent_item`]. The message properties come from the MIME, parsed by
+//! [`SentItem::from_mime`]. At creation, `singleValueExtendedProperties` set
+//! `PR_MESSAGE_FLAGS` to `MSGFLAG_READ` without `MSGFLAG_UNSENT`, and carry the original's
+//! sent time (`PR_CLIENT_SUBMIT_TIME`, `PR_MESSAGE_DELIVERY_TIME`) and Internet Message-ID
 //! (`PR_INTERNET_MESSAGE_ID`, `0x1035`). The JSON form loses what Graph's message resource
 //! cannot express: S/MIME structure, most Internet headers, and the exact MIME layout.
 //!
