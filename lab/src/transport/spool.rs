@@ -108,7 +108,7 @@ pub(crate) fn deliver(spool: &Path, bytes: &[u8]) -> Result<PathBuf, TransportEr
     Ok(delivered)
 }
 
-/// A maildir-style file name, `<seconds>.<pid>_<counter>.<hostname>`.
+/// Builds a maildir-style file name, `<seconds>.<pid>_<counter>.<hostname>`.
 fn unique_name(now: DateTime<Utc>) -> String {
     let counter = COUNTER.fetch_add(1, Ordering::Relaxed);
     format!(
@@ -119,7 +119,8 @@ fn unique_name(now: DateTime<Utc>) -> String {
     )
 }
 
-/// The host name with `/` and `:` escaped as maildir does (`\057`, `\072`), read once.
+/// Reads the host name once, with `/` written as `\057` and `:` as `\072`, so that it stays one
+/// path component and never contains the colon that starts a maildir info suffix.
 fn hostname() -> &'static str {
     static HOSTNAME: OnceLock<String> = OnceLock::new();
     HOSTNAME.get_or_init(|| {
