@@ -6,7 +6,7 @@
 //! token in `DIR/control.token`. `--dir` defaults to `SIU_LAB_DIR`, which `. DIR/lab.env` sets.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -217,6 +217,15 @@ pub struct CountersArgs {
     pub output: OutputFormat,
 }
 
+/// Runs one `siuctl lab` subcommand on a new Tokio runtime, for the synchronous command line.
+pub fn run_blocking(command: LabCommand) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?
+        .block_on(run(command))
+}
+
 /// Runs one `siuctl lab` subcommand and returns the process exit code.
 pub async fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -251,13 +260,17 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     for text in &args.faults {
         config.faults.extend(parse_fault_rules(text)?);
     }
-    // TODO: write specs/siu-v1.schema.json next to the generated specs once the spec crate
-    // exports its JSON Schema; the specs already name it in their `$schema` comment.
 
-    // 2. Serve until a signal arrives, then save the world.
+    // 2. Start it, and put the JSON Schema next to the generated specs, whose `$schema`
+    //    comment names it for editors.
     let lab = Lab::start(config)
         .await
         .with_context(|| format!("failed to start the lab in `{}`", dir.display()))?;
+    let schema = dir.join("specs").join("siu-v1.schema.json");
+    crate::fsutil::write_atomic(&schema, siu_specs::schema_json().as_bytes(), false)
+        .with_context(|| format!("failed to write the spec schema `{}`", schema.display()))?;
+
+    // 3. Serve until a signal arrives, then save the world.
     print(&startup_summary(&lab, &dir))?;
     let signal = shutdown_signal().await?;
     tracing::info!(signal, "stopping the lab");
@@ -469,7 +482,7 @@ fn write_handle(dir: &Path, message_id: &str, held: &HeldOriginal) -> anyhow::Re
         .collect();
     let path = held_dir.join(format!("{stem}.json"));
     let json = serde_json::to_vec_pretty(held).context("failed to encode the held original")?;
-    std::fs::write(&path, json)
+    crate::fsutil::write_atomic(&path, &json, false)
         .with_context(|| format!("failed to write the handle `{}`", path.display()))?;
     Ok(path)
 }
@@ -834,17 +847,8 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("invalid lab directory `{}`", path.display()))
 }
 
-/// Writes `text` to standard output. A closed pipe (`siuctl lab ... | head`) ends the output
-/// without an error.
 fn print(text: &str) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        result => result.context("failed to write to standard output"),
-    }
+    super::output::print(text).context("failed to write to standard output")
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
