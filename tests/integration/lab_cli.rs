@@ -69,16 +69,20 @@ fn contains_subject(value: &serde_json::Value, subject: &str) -> bool {
     }
 }
 
-fn wait_for_file(path: &Path, lab: &mut LabProcess, log: &Path) {
+/// Waits until `lab up` printed its summary, which comes after the lab directory is complete.
+fn wait_until_ready(lab: &mut LabProcess, log: &Path) {
     let started = Instant::now();
-    while !path.is_file() {
+    loop {
+        let output = std::fs::read_to_string(log).unwrap_or_default();
+        if output.contains("Stop the lab with Ctrl-C") {
+            return;
+        }
         if let Ok(Some(status)) = lab.0.try_wait() {
-            let log = std::fs::read_to_string(log).unwrap_or_default();
-            panic!("siuctl lab up exited with {status} before writing lab.json:\n{log}");
+            panic!("siuctl lab up exited with {status} before it was ready:\n{output}");
         }
         assert!(
             started.elapsed() < PATIENCE,
-            "lab.json did not appear within {PATIENCE:?}"
+            "siuctl lab up was not ready within {PATIENCE:?}:\n{output}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -92,7 +96,7 @@ fn lab_up_serves_commands_and_saves_state() {
     let dir_text = dir.to_str().expect("the temporary path is UTF-8");
     let log = temporary.path().join("lab-up.log");
 
-    // 1. Start the lab and wait for its directory.
+    // 1. Start the lab and wait until it is ready.
     let child = siuctl()
         .args(["lab", "up", "--dir", dir_text])
         .stdin(Stdio::null())
@@ -101,7 +105,7 @@ fn lab_up_serves_commands_and_saves_state() {
         .spawn()
         .expect("siuctl lab up starts");
     let mut lab = LabProcess(child);
-    wait_for_file(&dir.join("lab.json"), &mut lab, &log);
+    wait_until_ready(&mut lab, &log);
     let schema = std::fs::read_to_string(dir.join("specs/siu-v1.schema.json"))
         .expect("the spec schema is next to the generated specs");
     assert!(schema.contains("\"$schema\""), "{schema}");
