@@ -1,6 +1,8 @@
 //! End-to-end tests of `siuctl`: the real binary against the lab and Samba AD.
 
 mod directory;
+mod entra;
+mod lab_cli;
 mod validate;
 
 #[test]
