@@ -854,3 +854,261 @@ impl Drop for KeyGuard<'_> {
         self.locks.released.notify_waiters();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use siu_specs::desired::{SendAsMailbox, UpdateOptions};
+
+    use super::*;
+    use crate::update::recipients::RecipientResolver;
+    use crate::update::runtime::CloudPath;
+    use crate::update::scope::ResolvedScope;
+    use crate::update::state::MessageState;
+    use crate::update::test_support::{FakeDirectory, MemoryStore, NoProbe};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        spool: PathBuf,
+        state: PathBuf,
+        store: Arc<MemoryStore>,
+    }
+
+    impl Fixture {
+        fn new(store: MemoryStore) -> Self {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let spool = dir.path().join("spool");
+            let state = dir.path().join("state");
+            Spool::open(&spool).expect("spool opens");
+            Self {
+                _dir: dir,
+                spool,
+                state,
+                store: Arc::new(store),
+            }
+        }
+
+        fn deliver(&self, name: &str, contents: &str) {
+            std::fs::write(self.spool.join("new").join(name), contents).expect("delivers");
+        }
+
+        fn names(&self, folder: &str) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(self.spool.join(folder))
+                .expect("lists")
+                .map(|entry| {
+                    entry
+                        .expect("entry")
+                        .file_name()
+                        .into_string()
+                        .expect("name")
+                })
+                .collect();
+            names.sort();
+            names
+        }
+
+        async fn run_once(&self, options: UpdateOptions) -> Summary {
+            let directory = FakeDirectory::default()
+                .user("alice@lab.example", 1)
+                .group("sales@lab.example");
+            let runtime = Runtime {
+                generation: 1,
+                applied_at: Utc::now(),
+                options,
+                concurrency: 4,
+                per_mailbox_concurrency: 1,
+                on_premises: self.store.clone(),
+                cloud: CloudPath::none("not in this test"),
+                recipients: Arc::new(RecipientResolver::new(
+                    Arc::new(directory),
+                    Arc::new(NoProbe),
+                    false,
+                )),
+                scope: Ok(Arc::new(ResolvedScope::all())),
+            };
+            let (_runtime_tx, runtime_rx) = watch::channel(Arc::new(runtime));
+            let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+            let update_loop = UpdateLoop::new(
+                &self.spool,
+                &self.state,
+                runtime_rx,
+                Arc::new(Metrics::new()),
+            )
+            .expect("loop opens");
+            let options = LoopOptions {
+                once: true,
+                ..LoopOptions::default()
+            };
+            update_loop
+                .run(options, shutdown_rx)
+                .await
+                .expect("loop runs")
+        }
+    }
+
+    fn options() -> UpdateOptions {
+        UpdateOptions {
+            enabled: true,
+            keep_original: false,
+            update_all_split_copies: false,
+            send_as_mailbox: SendAsMailbox::Submitter,
+            delay: Duration::ZERO,
+            original_wait_timeout: Duration::from_secs(60),
+        }
+    }
+
+    fn message(from: &str, message_id: &str) -> String {
+        format!(
+            "X-SIU-Original-Message-ID: {message_id}\r\nFrom: {from}\r\nMessage-ID: {message_id}\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\n\r\nbody and signature\r\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn once_drains_every_kind_of_file() {
+        let fixture = Fixture::new(MemoryStore::with_original(
+            "orig",
+            "<a@lab>",
+            "2026-12-01T10:00:00Z",
+            10,
+        ));
+        fixture.deliver("1.1_1.host", &message("alice@lab.example", "<a@lab>"));
+        fixture.deliver("2.1_1.host", &message("sales@lab.example", "<b@lab>"));
+        fixture.deliver("3.1_1.host", "not a message at all\r\n");
+        fixture.deliver("4.1_1.host", &message("partner@example.net", "<d@lab>"));
+
+        let summary = fixture.run_once(options()).await;
+
+        assert_eq!(summary.updated, 1);
+        assert_eq!(summary.skipped.get("sender_is_group"), Some(&1));
+        assert_eq!(summary.skipped.get("sender_not_in_directory"), Some(&1));
+        assert_eq!(summary.failed.get("not_a_message"), Some(&1));
+        assert_eq!(fixture.store.ids(), ["created-1"]);
+        assert!(fixture.names("new").is_empty());
+        assert!(fixture.names("cur").is_empty());
+        assert_eq!(fixture.names("failed"), ["3.1_1.host", "3.1_1.host.reason"]);
+        let reason = std::fs::read_to_string(fixture.spool.join("failed/3.1_1.host.reason"))
+            .expect("reason file");
+        assert!(reason.contains("not an RFC 5322 message"), "{reason}");
+        assert!(
+            std::fs::read_dir(fixture.state.join("messages"))
+                .expect("state folder")
+                .next()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn claimed_file_of_a_crash_is_finished() {
+        // A crash after the replacement was created and before the original was deleted.
+        let store = MemoryStore::with_original("orig", "<c@lab>", "2026-12-01T10:00:00Z", 10);
+        store
+            .items
+            .lock()
+            .unwrap()
+            .push(crate::update::store::FoundItem {
+                id: "replacement".into(),
+                internet_message_id: Some("<c@lab>".into()),
+                sent: Some("2026-12-01T10:00:00Z".parse().expect("time")),
+                delivered: None,
+                size: Some(20),
+                source_key: Some("<c@lab>".into()),
+                marked_original: Some("<c@lab>".into()),
+            });
+        let fixture = Fixture::new(store);
+        std::fs::write(
+            fixture.spool.join("cur/5.1_1.host"),
+            message("alice@lab.example", "<c@lab>"),
+        )
+        .expect("writes");
+        let mut state = MessageState::new("5.1_1.host", Utc::now());
+        state.phase = Phase::Creating;
+        state.original_item = Some("orig".into());
+        StateStore::open(&fixture.state)
+            .expect("state opens")
+            .save(&state, true)
+            .expect("state saves");
+
+        let summary = fixture.run_once(options()).await;
+
+        assert_eq!(summary.updated, 1);
+        assert_eq!(summary.replayed, 1);
+        assert_eq!(fixture.store.ids(), ["replacement"]);
+        assert_eq!(*fixture.store.creates.lock().unwrap(), 0);
+        assert!(fixture.names("cur").is_empty());
+    }
+
+    #[tokio::test]
+    async fn disabled_updating_leaves_the_spool_alone() {
+        let fixture = Fixture::new(MemoryStore::default());
+        fixture.deliver("6.1_1.host", &message("alice@lab.example", "<e@lab>"));
+
+        let summary = fixture
+            .run_once(UpdateOptions {
+                enabled: false,
+                ..options()
+            })
+            .await;
+
+        assert_eq!(summary.total(), 0);
+        assert_eq!(fixture.names("new"), ["6.1_1.host"]);
+        assert!(fixture.names("cur").is_empty());
+    }
+
+    #[tokio::test]
+    async fn missing_original_fails_after_the_wait() {
+        let fixture = Fixture::new(MemoryStore::default());
+        fixture.deliver("7.1_1.host", &message("alice@lab.example", "<never@lab>"));
+
+        let summary = fixture
+            .run_once(UpdateOptions {
+                original_wait_timeout: Duration::ZERO,
+                ..options()
+            })
+            .await;
+
+        assert_eq!(summary.failed.get("original_not_found"), Some(&1));
+        let reason = std::fs::read_to_string(fixture.spool.join("failed/7.1_1.host.reason"))
+            .expect("reason file");
+        assert!(
+            reason.contains("<never@lab> did not reach the Sent Items of alice@lab.example"),
+            "{reason}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn late_original_is_replaced_when_it_arrives() {
+        let fixture = Fixture::new(MemoryStore::default());
+        fixture.deliver("8.1_1.host", &message("alice@lab.example", "<late@lab>"));
+        let store = fixture.store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            store.add_original("late-orig", "<late@lab>", "2026-12-01T10:00:00Z", 10);
+        });
+
+        let summary = fixture.run_once(options()).await;
+
+        assert_eq!(summary.updated, 1);
+        assert_eq!(fixture.store.ids(), ["created-1"]);
+    }
+
+    #[tokio::test]
+    async fn duplicate_spool_files_rewrite_once() {
+        let fixture = Fixture::new(MemoryStore::with_original(
+            "orig",
+            "<dup@lab>",
+            "2026-12-01T10:00:00Z",
+            10,
+        ));
+        for name in ["9.1_1.host", "9.1_2.host", "9.1_3.host"] {
+            fixture.deliver(name, &message("alice@lab.example", "<dup@lab>"));
+        }
+
+        let summary = fixture.run_once(options()).await;
+
+        assert_eq!(summary.updated, 3);
+        assert_eq!(summary.replayed, 2);
+        assert_eq!(*fixture.store.creates.lock().unwrap(), 1);
+        assert_eq!(fixture.store.ids(), ["created-1"]);
+    }
+}

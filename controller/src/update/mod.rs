@@ -8,6 +8,7 @@
 //! ([`throttle`]) and keeps per-message state on disk ([`state`]), and [`runtime`] builds
 //! what it works with from the applied configuration.
 
+pub mod cloud;
 pub mod directory;
 pub mod engine;
 pub mod message;
@@ -22,6 +23,8 @@ pub mod scope;
 pub mod spool;
 pub mod state;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod throttle;
 
 pub use engine::{LoopError, LoopOptions, UpdateLoop};

@@ -119,6 +119,9 @@ pub enum LookupError {
     /// The EWS lookup failed.
     #[error(transparent)]
     Ews(#[from] EwsError),
+    /// The Microsoft Graph lookup failed.
+    #[error(transparent)]
+    Graph(#[from] crate::providers::entra::GraphError),
 }
 
 /// Directory lookups by address.

@@ -14,6 +14,7 @@ use siu_specs::desired::{
     BindUser, DesiredState, DirectoryTransport, ExchangeAuth, MailAccess, ScopeMode, UpdateOptions,
 };
 
+use super::cloud::{self, CloudConnections};
 use super::directory::DirectoryHandle;
 use super::recipients::{Location, RecipientResolver};
 use super::scope::{GroupDirectory, ResolvedScope};
@@ -160,6 +161,8 @@ pub struct Connections {
     fingerprint: String,
     ews: Arc<EwsClient>,
     directory: Arc<DirectoryHandle>,
+    /// Exchange Online, or why it cannot be reached.
+    cloud: Option<Result<CloudConnections, String>>,
 }
 
 /// Builds the runtime for `applied`, reusing `previous` connections when their settings are
@@ -173,12 +176,21 @@ pub async fn build(
 
     // 1. Connections.
     let fingerprint = connection_fingerprint(applied);
+    let concurrency = usize::from(desired.update_loop.concurrency).clamp(1, EWS_MAX_CONCURRENCY);
     let connections = match previous {
         Some(previous) if previous.fingerprint == fingerprint => previous.clone(),
         _ => Connections {
             fingerprint,
             ews: Arc::new(on_premises_client(applied)?),
             directory: Arc::new(DirectoryHandle::new(directory_settings(desired)?)),
+            cloud: desired.app_registration.as_ref().map(|registration| {
+                cloud::connect(applied, registration, concurrency).inspect_err(|problem| {
+                    tracing::error!(
+                        problem,
+                        "Exchange Online mailboxes cannot be updated until this is fixed"
+                    );
+                })
+            }),
         },
     };
 
@@ -192,7 +204,10 @@ pub async fn build(
     let scope = if desired.scope.mode == ScopeMode::All {
         Ok(Arc::new(ResolvedScope::all()))
     } else {
-        let directories: [&dyn GroupDirectory; 1] = [connections.directory.as_ref()];
+        let mut directories: Vec<&dyn GroupDirectory> = vec![connections.directory.as_ref()];
+        if let Some(Ok(cloud)) = &connections.cloud {
+            directories.push(cloud.groups.as_ref());
+        }
         match ResolvedScope::resolve(&desired.scope, &directories).await {
             Ok(scope) => {
                 tracing::info!(%scope, "resolved the scope");
@@ -206,17 +221,16 @@ pub async fn build(
     };
 
     // 3. Exchange Online.
-    let cloud = match &desired.app_registration {
-        None => CloudPath::none(
-            "the spec's environment is onPremises, so Exchange Online mailboxes are not updated",
-        ),
-        // TODO: build the Exchange Online EWS store (Bearer token) and the Graph store from
-        // the Entra credential once that provider is available.
-        Some(registration) => CloudPath::new(
-            None,
-            None,
+    let cloud = match (&desired.app_registration, &connections.cloud) {
+        (Some(registration), Some(Ok(cloud))) => CloudPath::new(
+            Some(cloud.ews.clone()),
+            Some(cloud.graph.clone()),
             registration.mail_access,
             applied.discovered.cloud_mail_path,
+        ),
+        (Some(_), Some(Err(problem))) => CloudPath::none(problem.clone()),
+        _ => CloudPath::none(
+            "the spec's environment is onPremises, so Exchange Online mailboxes are not updated",
         ),
     };
 
@@ -242,7 +256,8 @@ fn connection_fingerprint(applied: &AppliedConfig) -> String {
         "exchange": desired.exchange,
         "directory": desired.directory,
         "account": desired.account,
-        "ewsUrl": applied.discovered.ews_url,
+        "appRegistration": desired.app_registration,
+        "discovered": applied.discovered,
         "concurrency": desired.update_loop.concurrency,
     })
     .to_string()

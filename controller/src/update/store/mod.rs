@@ -2,11 +2,13 @@
 //!
 //! [`SentItemsStore`] has the three operations a rewrite needs: find the items that belong
 //! to one original, create the replacement, and delete the original. [`ews::EwsStore`]
-//! implements them for on-premises Exchange and for Exchange Online over EWS. Errors are
+//! implements them for on-premises Exchange and for Exchange Online over EWS, and
+//! [`graph::GraphStore`] for Exchange Online over Microsoft Graph. Errors are
 //! sorted into an [`ErrorClass`] that tells the loop whether to wait for the server, retry,
 //! switch paths or give up on the message.
 
 pub mod ews;
+pub mod graph;
 
 use std::fmt;
 use std::time::Duration;
@@ -15,6 +17,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::{Uuid, uuid};
 
+use crate::providers::entra::graph::GraphError;
+use crate::providers::entra::mail::MimeError;
 use crate::providers::exchange::ews::EwsError;
 
 /// The property set of the named properties that mark the items the update loop creates.
@@ -149,6 +153,20 @@ pub enum StoreError {
     /// An EWS request failed.
     #[error(transparent)]
     Ews(#[from] EwsError),
+    /// A Microsoft Graph request failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// The message cannot be converted into Graph's JSON form.
+    #[error(
+        "failed to convert the message for mailbox {mailbox} into Graph's message form: {source}"
+    )]
+    Mime {
+        /// The mailbox.
+        mailbox: String,
+        /// The conversion error.
+        #[source]
+        source: MimeError,
+    },
 }
 
 /// EWS response codes that reject the message itself, so retrying cannot help.
@@ -169,6 +187,8 @@ impl StoreError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Ews(error) => classify_ews(error),
+            Self::Graph(error) => classify_graph(error),
+            Self::Mime { .. } => ErrorClass::Rejected,
         }
     }
 
@@ -197,7 +217,50 @@ impl StoreError {
                     _ => "ews".to_owned(),
                 },
             },
+            Self::Graph(error) => match (error.status(), error.code()) {
+                (Some(status), Some(code)) => format!("graph_{status}_{code}"),
+                _ => match error {
+                    GraphError::Token { .. } => "token".to_owned(),
+                    GraphError::Connect { .. } => "connect".to_owned(),
+                    GraphError::Timeout { .. } => "timeout".to_owned(),
+                    GraphError::Transport { .. } => "transport".to_owned(),
+                    GraphError::RequestTooLarge { .. } => "graph_request_too_large".to_owned(),
+                    _ => "graph".to_owned(),
+                },
+            },
+            Self::Mime { .. } => "mime".to_owned(),
         }
+    }
+}
+
+/// Graph error codes of a mailbox that Exchange Online does not host.
+const MISSING_MAILBOX_CODES: &[&str] = &["MailboxNotEnabledForRESTAPI", "ErrorInvalidUser"];
+
+fn classify_graph(error: &GraphError) -> ErrorClass {
+    match error {
+        // Outlook resources are throttled per application and mailbox.
+        GraphError::Throttled { failure, .. } => ErrorClass::Throttled {
+            retry_after: failure.retry_after,
+            scope: ThrottleScope::Mailbox,
+        },
+        GraphError::Token { .. } | GraphError::AuthorizationDenied { .. } => ErrorClass::Denied,
+        GraphError::RequestTooLarge { .. } => ErrorClass::Rejected,
+        GraphError::NotFound { failure, .. }
+            if MISSING_MAILBOX_CODES.contains(&failure.code.as_str()) =>
+        {
+            ErrorClass::MailboxNotFound
+        }
+        GraphError::Api { failure, .. } => match failure.status {
+            401 | 403 => ErrorClass::Denied,
+            429 | 503 => ErrorClass::Throttled {
+                retry_after: failure.retry_after,
+                scope: ThrottleScope::Mailbox,
+            },
+            400 | 413 | 422 => ErrorClass::Rejected,
+            _ => ErrorClass::Transient,
+        },
+        GraphError::InvalidEndpoint { .. } | GraphError::Http(_) => ErrorClass::Denied,
+        _ => ErrorClass::Transient,
     }
 }
 
