@@ -60,7 +60,7 @@ fn lookup<'a>(world: &'a World, address: &str) -> Lookup<'a> {
 }
 
 /// The `targetAddress` of a remote mailbox: its alias at the tenant's initial domain.
-fn target_address(world: &World, user: &User) -> String {
+pub(crate) fn target_address(world: &World, user: &User) -> String {
     let primary = user.mail.as_deref().unwrap_or(&user.upn);
     let alias = primary.split('@').next().unwrap_or(primary);
     format!("{alias}@{}", world.tenant.initial_domain)
@@ -239,9 +239,15 @@ fn pox_redirect(schema: &str, target: &str) -> String {
 }
 
 fn pox_error(code: u16, message: &str) -> String {
+    // Exchange writes the time of day with seven fractional digits (100 ns ticks).
+    let now = Utc::now();
+    let time = format!(
+        "{}.{:07}",
+        now.format("%H:%M:%S"),
+        now.timestamp_subsec_nanos() / 100
+    );
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="{POX_RESPONSE_SCHEMA}"><Response><Error Time="{time}" Id="{id}"><ErrorCode>{code}</ErrorCode><Message>{message}</Message><DebugData /></Error></Response></Autodiscover>"#,
-        time = Utc::now().format("%H:%M:%S%.7f"),
         id = rand::random::<u32>(),
         message = escape(message),
     )

@@ -9,7 +9,7 @@
 //! See <https://learn.microsoft.com/exchange/client-developer/web-service-reference/ews-operations-in-exchange>.
 
 pub mod auth;
-mod autodiscover;
+pub(crate) mod autodiscover;
 pub mod ids;
 pub mod mailbox;
 mod ops;

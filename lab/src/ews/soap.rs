@@ -397,7 +397,7 @@ impl Fault {
         let mut body = String::with_capacity(600);
         let _ = write!(
             body,
-            r#"<s:Fault><faultcode xmlns:a="{NS_TYPES}">a:{code}</faultcode><faultstring xml:lang="en-US">{message}</faultstring><detail><e:ResponseCode xmlns:e="{NS_ERRORS}">{code}</e:ResponseCode><e:Message xmlns:e="{NS_ERRORS}">{message}</e:Message>"#,
+            r#"<s:Fault><faultcode xmlns:a="{NS_TYPES}">a:{code}</faultcode><faultstring>{message}</faultstring><detail><e:ResponseCode xmlns:e="{NS_ERRORS}">{code}</e:ResponseCode><e:Message xmlns:e="{NS_ERRORS}">{message}</e:Message>"#,
             code = self.code,
             message = escape(&self.message),
         );
