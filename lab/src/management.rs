@@ -27,7 +27,7 @@ use parse::{Argument, Statement, Value};
 /// An output object: property names and values in the cmdlet's order.
 pub type Object = Vec<(String, Json)>;
 
-/// What flows through a pipeline.
+/// An item flowing through a pipeline.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Item {
     /// An object with properties.
@@ -44,7 +44,7 @@ pub struct ShellError {
 }
 
 impl ShellError {
-    /// An error with this message.
+    /// Creates an error with this message.
     pub fn new(message: impl Into<String>) -> Self {
         Self {
             message: message.into(),
@@ -175,7 +175,7 @@ impl Shell<'_> {
     }
 }
 
-/// Whether a command's own `-ErrorAction Stop` makes its failure end the script.
+/// Returns whether a command's own `-ErrorAction Stop` makes its failure end the script.
 fn command_stops(command: &parse::Command) -> bool {
     command.arguments.windows(2).any(|pair| {
         matches!(&pair[0], Argument::Parameter { name, inline: None } if name.eq_ignore_ascii_case("ErrorAction"))
@@ -183,7 +183,7 @@ fn command_stops(command: &parse::Command) -> bool {
     })
 }
 
-/// How a value reads in an error message.
+/// Formats a value as PowerShell error messages show it.
 fn describe(value: &Value) -> String {
     match value {
         Value::Text(text) => text.clone(),
@@ -219,7 +219,7 @@ fn write_items(out: &mut String, items: &[Item]) {
     }
 }
 
-/// A value as PowerShell prints it outside JSON.
+/// Formats a value as PowerShell prints it outside JSON.
 fn plain(value: &Json) -> String {
     match value {
         Json::Null => String::new(),

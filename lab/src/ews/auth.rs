@@ -28,10 +28,10 @@ use crate::access::{Resource, TokenRejected};
 use crate::serve::Connection;
 use crate::world::tenant::FULL_ACCESS_AS_APP;
 
-/// The answer to a request that is not authenticated: 401 with challenges, or 403.
+/// The response to a request that is not authenticated: 401 with challenges, or 403.
 pub type Rejection = Box<Response>;
 
-/// Who sent a request.
+/// The authenticated sender of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     /// An Active Directory account, authenticated with Basic or NTLM.
@@ -49,7 +49,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// The name the journal records: a UPN or a client ID.
+    /// Returns the name the journal records: a UPN or a client ID.
     pub fn actor(&self) -> &str {
         match self {
             Caller::User { upn, .. } => upn,
@@ -74,7 +74,7 @@ const AV_CHANNEL_BINDINGS: u16 = 0x000A;
 /// AV_PAIR ID of `MsvAvEOL`.
 const AV_EOL: u16 = 0x0000;
 
-/// Authenticates a request to the on-premises server; the error is the 401 answer.
+/// Authenticates a request to the on-premises server, or returns the 401 response.
 pub fn on_premises(
     state: &LabState,
     connection: Option<&Arc<Connection>>,
@@ -114,7 +114,7 @@ pub fn on_premises(
     Err(challenge(&realm, None))
 }
 
-/// The realm IIS names in `Basic realm=`: the host the client asked for.
+/// Returns the realm IIS names in `Basic realm=`: the host the client requested.
 fn realm(state: &LabState, headers: &HeaderMap) -> String {
     headers
         .get(header::HOST)
@@ -123,7 +123,8 @@ fn realm(state: &LabState, headers: &HeaderMap) -> String {
         .unwrap_or_else(|| state.read().directory.domain.clone())
 }
 
-/// The 401 answer: every scheme IIS offers, or one NTLM challenge in a running handshake.
+/// Builds the 401 response: every scheme IIS offers, or one NTLM challenge in a running
+/// handshake.
 pub fn challenge(realm: &str, ntlm: Option<(&str, &[u8])>) -> Rejection {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -193,7 +194,7 @@ fn caller_for(state: &LabState, id: Uuid) -> Option<Caller> {
     })
 }
 
-/// One step of the NTLM handshake: NEGOTIATE gets a CHALLENGE, AUTHENTICATE gets verified.
+/// Runs one step of the NTLM handshake: NEGOTIATE gets a CHALLENGE, AUTHENTICATE is verified.
 fn ntlm(
     state: &LabState,
     connection: &Arc<Connection>,
@@ -341,7 +342,7 @@ fn verify_authenticate(
     Ok(caller)
 }
 
-/// The `MsvAvChannelBindings` hash of an NTLMv2 AUTHENTICATE message, when it has one.
+/// Returns the `MsvAvChannelBindings` hash of an NTLMv2 AUTHENTICATE message, when it has one.
 fn channel_binding_hash(message: &[u8]) -> Option<[u8; 16]> {
     // NtChallengeResponseFields at offset 20: length (u16), maximum length (u16), offset (u32).
     let length = usize::from(u16::from_le_bytes(message.get(20..22)?.try_into().ok()?));
@@ -364,7 +365,7 @@ fn channel_binding_hash(message: &[u8]) -> Option<[u8; 16]> {
     None
 }
 
-/// Why an Exchange Online request is not served, with the status and headers it gets.
+/// Authenticates a request to Exchange Online, or returns the 401 or 403 response.
 pub fn online(state: &LabState, headers: &HeaderMap) -> Result<Caller, Rejection> {
     let token = headers
         .get(header::AUTHORIZATION)
@@ -408,7 +409,7 @@ pub fn online(state: &LabState, headers: &HeaderMap) -> Result<Caller, Rejection
             ),
         ));
     }
-    // NOTE: Exchange Online answers a blocked application with HTTP 403 and no SOAP body; the
+    // NOTE: Exchange Online rejects a blocked application with HTTP 403 and no SOAP body. The
     // lab does the same for every request of an application its EWS settings do not allow.
     if !state.read().exchange.online.ews_allows(&claims.appid) {
         tracing::debug!(app_id = %claims.appid, "EWS is blocked for this application");
@@ -421,7 +422,7 @@ pub fn online(state: &LabState, headers: &HeaderMap) -> Result<Caller, Rejection
     })
 }
 
-/// The 401 answer of Exchange Online, with `x-ms-diagnostics` when a token was rejected.
+/// Builds the 401 response of Exchange Online, with `x-ms-diagnostics` when a token was rejected.
 fn bearer_challenge(state: &LabState, diagnostics: Option<&str>) -> Rejection {
     let authorize = state
         .endpoints

@@ -2,8 +2,8 @@
 //! service's `GetUserSettings` (`autodiscover.svc`).
 //!
 //! A mailbox on the server gets the lab's on-premises EWS URL. A cloud mailbox is a remote
-//! mailbox here, and Exchange answers for it as a hybrid server does: with a redirect to its
-//! target address, `alias@<tenant initial domain>`. Addresses the organization does not know,
+//! mailbox here, so the response is what a hybrid server sends: a redirect to its target
+//! address, `alias@<tenant initial domain>`. Addresses the organization does not know,
 //! in any domain, get "The email address can't be found." (POX error 500) or `InvalidUser`.
 //!
 //! See <https://learn.microsoft.com/exchange/client-developer/exchange-web-services/autodiscover-for-exchange>.
@@ -38,13 +38,13 @@ const MOBILESYNC_SCHEMA: &str =
 /// The SOAP Autodiscover namespace.
 const SOAP_AUTODISCOVER: &str = "http://schemas.microsoft.com/exchange/2010/Autodiscover";
 
-/// What Autodiscover knows about an address.
+/// The result of looking up an address.
 enum Lookup<'a> {
     /// A mailbox on this server.
     Local(&'a User),
     /// A mailbox in Exchange Online: redirect to this target address.
     Remote(String),
-    /// Nothing the organization can answer for.
+    /// No mailbox of the organization has this address.
     Unknown,
 }
 
@@ -59,14 +59,14 @@ fn lookup<'a>(world: &'a World, address: &str) -> Lookup<'a> {
     }
 }
 
-/// The `targetAddress` of a remote mailbox: its alias at the tenant's initial domain.
+/// Returns the `targetAddress` of a remote mailbox: its alias at the tenant's initial domain.
 pub(crate) fn target_address(world: &World, user: &User) -> String {
     let primary = user.mail.as_deref().unwrap_or(&user.upn);
     let alias = primary.split('@').next().unwrap_or(primary);
     format!("{alias}@{}", world.tenant.initial_domain)
 }
 
-/// The `legacyExchangeDN` of a mailbox.
+/// Returns the `legacyExchangeDN` of a mailbox.
 fn legacy_dn(world: &World, user: &User) -> String {
     format!(
         "/o={}/ou=Exchange Administrative Group (FYDIBOHF23SPDLT)/cn=Recipients/cn={}-{}",
@@ -76,7 +76,7 @@ fn legacy_dn(world: &World, user: &User) -> String {
     )
 }
 
-/// Answers an injected fault for Autodiscover; `None` when the request goes on.
+/// Renders an injected fault for Autodiscover, or returns `None` when the request goes on.
 async fn injected(state: &LabState, operation: &str) -> Option<Response> {
     let decision = state.faults.decide(Service::Autodiscover, operation);
     if let Some(latency) = decision.latency {

@@ -3,7 +3,7 @@
 //!
 //! Without impersonation an account opens only its own mailbox. Another mailbox named in a
 //! `DistinguishedFolderId/Mailbox` needs delegate rights, which the lab never grants, so it
-//! answers `ErrorAccessDenied` as Exchange does for a folder the caller has no rights on.
+//! returns `ErrorAccessDenied` as Exchange does for a folder the caller has no rights on.
 
 use uuid::Uuid;
 
@@ -17,7 +17,7 @@ use crate::fixture::MailboxLocation;
 use crate::world::ImpersonationDenied;
 use crate::world::exchange::WellKnownFolder;
 
-/// Which Exchange deployment serves a request.
+/// The Exchange deployment that serves a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deployment {
     /// The on-premises Exchange server.
@@ -27,7 +27,7 @@ pub enum Deployment {
 }
 
 impl Deployment {
-    /// Where the mailboxes this deployment hosts live.
+    /// Returns the location of the mailboxes this deployment hosts.
     pub fn location(self) -> MailboxLocation {
         match self {
             Deployment::OnPremises => MailboxLocation::OnPremises,
@@ -35,7 +35,7 @@ impl Deployment {
         }
     }
 
-    /// The lab service for faults, counters and captures.
+    /// Returns the lab service for faults, counters and captures.
     pub fn service(self) -> Service {
         match self {
             Deployment::OnPremises => Service::Ews,
@@ -79,7 +79,7 @@ impl Principal {
         };
 
         // 1. The target must be a user with a mailbox on this deployment. A mailbox in the other
-        // location is a mail user here, which has no mailbox, so Exchange answers
+        // location is a mail user here, which has no mailbox, so Exchange returns
         // ErrorNonExistentMailbox for it as for an unknown address.
         let target = match sid {
             ConnectingSid::PrincipalName(upn) => world.directory.user_by_upn(upn).map(|u| u.id),
@@ -128,7 +128,7 @@ impl Principal {
     }
 
     /// Resolves a folder reference (`DistinguishedFolderId` or `FolderId`) to the mailbox owner
-    /// and the folder; the error is the per-message error, a fault breaks the whole request.
+    /// and the folder. The inner error is a per-message error, and a fault fails the request.
     pub fn folder(
         &self,
         world: &World,

@@ -2,7 +2,7 @@
 //!
 //! Every EWS request goes through the same steps: read the body (at most
 //! [`MAX_REQUEST_BYTES`]), authenticate, parse the SOAP envelope, apply injected faults, resolve
-//! impersonation, run the operation under the world's lock, and answer with the envelope,
+//! impersonation, run the operation under the world's lock, and respond with the envelope,
 //! `ServerVersionInfo` and the `s:`/`m:`/`t:` prefixes Exchange uses. Paths are matched without
 //! case, as IIS matches them.
 //!
@@ -70,7 +70,7 @@ async fn online(State(state): State<Arc<LabState>>, request: Request) -> Respons
     }
 }
 
-/// The `ServerVersionInfo` a deployment reports.
+/// Returns the `ServerVersionInfo` a deployment reports.
 fn server_version(deployment: Deployment) -> &'static ServerVersion {
     match deployment {
         Deployment::OnPremises => &soap::ON_PREMISES_VERSION,
@@ -78,14 +78,14 @@ fn server_version(deployment: Deployment) -> &'static ServerVersion {
     }
 }
 
-/// Reads a request body up to [`MAX_REQUEST_BYTES`]; the error is the 413 answer.
+/// Reads a request body up to [`MAX_REQUEST_BYTES`], or returns the 413 response.
 pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
     axum::body::to_bytes(body, MAX_REQUEST_BYTES)
         .await
         .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())
 }
 
-/// What an EWS request parsed into, before authentication decides whether it is answered.
+/// A parsed EWS request, kept until authentication decides whether it is served.
 enum Parsed {
     Request(soap::Request),
     Fault(Fault),

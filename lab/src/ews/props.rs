@@ -177,12 +177,12 @@ impl ExtendedPath {
         })
     }
 
-    /// Whether a stored property has this path's key.
+    /// Returns whether a stored property has this path's key.
     pub fn matches(&self, property: &ExtendedProperty) -> bool {
         property.same_key(&self.to_property(String::new()))
     }
 
-    /// A stored property with this path's key and `value`.
+    /// Builds a stored property with this path's key and `value`.
     pub fn to_property(&self, value: String) -> ExtendedProperty {
         ExtendedProperty {
             tag: self.tag,
@@ -213,7 +213,7 @@ pub fn parse_tag(text: &str) -> Option<u16> {
     }
 }
 
-/// Why a property path in a request is unusable.
+/// An unusable property path in a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathError {
     /// The path breaks the schema: the request fails as a whole.
@@ -223,7 +223,7 @@ pub enum PathError {
 }
 
 impl PathError {
-    /// The per-message error for [`PathError::Invalid`], or the fault.
+    /// Converts [`PathError::Invalid`] into its per-message error and returns a fault as `Err`.
     pub fn into_result(self) -> Result<ResponseError, Fault> {
         match self {
             PathError::Schema(fault) => Err(fault),
@@ -305,7 +305,7 @@ impl Value {
         }
     }
 
-    /// The text form EWS writes.
+    /// Formats the value as EWS writes it.
     pub fn to_text(&self) -> String {
         match self {
             Value::Text(t) => t.clone(),
@@ -343,7 +343,7 @@ pub fn format_time(time: &DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The value of a property on a stored item, when it has one.
+/// Returns the value of a property on a stored item, when it has one.
 pub fn value_of(item: &Item, path: &PropertyPath) -> Option<Value> {
     match path {
         PropertyPath::Field(uri) => field_value(item, uri),
@@ -570,7 +570,7 @@ const DEFAULT_FIELDS: &[&str] = &[
     "message:IsRead",
 ];
 
-/// What `AllProperties` adds to `Default`.
+/// The properties that `AllProperties` adds to `Default`.
 const ALL_PROPERTIES_EXTRA: &[&str] = &[
     "item:Body",
     "item:ReminderIsSet",
@@ -585,7 +585,7 @@ const ALL_PROPERTIES_EXTRA: &[&str] = &[
     "message:IsResponseRequested",
 ];
 
-/// What the MIME content of an item says, parsed once per rendered item.
+/// The headers and bodies of an item's MIME content, parsed once per rendered item.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MimeSummary {
     /// `Subject`.
@@ -659,7 +659,7 @@ pub struct ItemContext<'a> {
     pub folder: WellKnownFolder,
 }
 
-/// Writes `<t:Message>` with the properties the shape asks for.
+/// Writes `<t:Message>` with the properties the shape requests.
 pub fn write_message(
     out: &mut String,
     context: &ItemContext<'_>,

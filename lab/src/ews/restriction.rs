@@ -74,7 +74,7 @@ pub enum ContainmentMode {
     ExactPhrase,
 }
 
-/// Why a restriction cannot be used.
+/// An unusable restriction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestrictionError {
     /// The restriction breaks the schema.
@@ -196,7 +196,7 @@ impl Restriction {
         }
     }
 
-    /// Whether an item matches.
+    /// Returns whether an item matches.
     pub fn matches(&self, item: &Item) -> bool {
         match self {
             Restriction::Compare(comparison, path, operand) => {

@@ -71,7 +71,7 @@ const SCHEMA_VERSIONS: &[&str] = &[
     "V2016_10_10",
 ];
 
-/// How the request names the mailbox to impersonate (`ConnectingSID`).
+/// The mailbox to impersonate, as `ConnectingSID` names it.
 ///
 /// See <https://learn.microsoft.com/exchange/client-developer/web-service-reference/connectingsid>.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +87,7 @@ pub enum ConnectingSid {
 }
 
 impl ConnectingSid {
-    /// The address or name as the request gave it.
+    /// Returns the address or name as the request wrote it.
     pub fn value(&self) -> &str {
         match self {
             ConnectingSid::PrincipalName(v)
@@ -234,7 +234,7 @@ pub struct ResponseError {
 }
 
 impl ResponseError {
-    /// An error with Exchange's message text for `code`.
+    /// Creates an error with Exchange's message text for `code`.
     pub fn new(code: &'static str, text: impl Into<String>) -> Self {
         Self {
             code,
@@ -319,7 +319,7 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// A fault with no details.
+    /// Creates a fault with no details.
     pub fn new(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             code,
@@ -374,7 +374,7 @@ impl Fault {
         )
     }
 
-    /// `ErrorImpersonateUserDenied`: the caller holds no impersonation right for the target.
+    /// `ErrorImpersonateUserDenied`: the caller has no impersonation right for the target.
     pub fn impersonate_user_denied() -> Self {
         Self::new(
             "ErrorImpersonateUserDenied",

@@ -32,7 +32,7 @@ pub struct Element {
     pub column: usize,
 }
 
-/// Why a request body is not well-formed XML.
+/// A well-formedness error in a request body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}, position {column}: {message}")]
 pub struct XmlError {
@@ -40,22 +40,22 @@ pub struct XmlError {
     pub line: usize,
     /// 1-based column where parsing stopped.
     pub column: usize,
-    /// What is wrong.
+    /// The description of the problem.
     pub message: String,
 }
 
 impl Element {
-    /// The first child with this local name.
+    /// Returns the first child with this local name.
     pub fn child(&self, name: &str) -> Option<&Element> {
         self.children.iter().find(|c| c.name == name)
     }
 
-    /// Every child with this local name.
+    /// Returns every child with this local name.
     pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
         self.children.iter().filter(move |c| c.name == name)
     }
 
-    /// The value of an attribute by local name.
+    /// Returns the value of an attribute by local name.
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
@@ -63,7 +63,7 @@ impl Element {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The text of the first child with this local name, trimmed.
+    /// Returns the trimmed text of the first child with this local name.
     pub fn child_text(&self, name: &str) -> Option<&str> {
         self.child(name).map(|c| c.text.trim())
     }
@@ -249,7 +249,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// Whether XML 1.0 forbids this character in a document.
+/// Returns whether XML 1.0 forbids this character in a document.
 fn is_restricted(c: char) -> bool {
     matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
 }

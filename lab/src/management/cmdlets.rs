@@ -77,7 +77,7 @@ const COMMON: &[Param] = &[
 /// Parameters of cmdlets that change something (`SupportsShouldProcess`).
 const SHOULD_PROCESS: &[Param] = &[switch("Confirm"), switch("WhatIf")];
 
-/// What a cmdlet passed on, and text it wrote directly (`-WhatIf` messages).
+/// The result of a cmdlet: items for the next command and text it wrote itself.
 pub struct Outcome {
     /// Items for the next command.
     pub items: Vec<Item>,
@@ -317,7 +317,7 @@ pub fn run(
     }
 }
 
-/// The server name Exchange puts into "couldn't be found" errors.
+/// Returns the server name Exchange puts into "couldn't be found" errors.
 fn server(world: &World, online: bool) -> String {
     if online {
         format!(
@@ -341,7 +341,7 @@ fn not_found(world: &World, online: bool, identity: &str) -> ShellError {
     ))
 }
 
-/// The canonical name Exchange shows for an object: `lab.example/Service Accounts/svc-siu`.
+/// Returns the canonical name Exchange shows for an object (`lab.example/Users/alice`).
 fn canonical_name(world: &World, dn: &str) -> String {
     let base = &world.directory.base_dn;
     let inner = dn
@@ -367,7 +367,7 @@ fn canonical_name(world: &World, dn: &str) -> String {
     parts.join("/")
 }
 
-/// The user an identity names: name, alias, UPN, SMTP address, DN, `DOMAIN\alias` or GUID.
+/// Finds a user by name, alias, UPN, SMTP address, DN, `DOMAIN\alias` or GUID.
 fn find_user<'w>(world: &'w World, identity: &str) -> Option<&'w User> {
     if let Ok(id) = Uuid::parse_str(identity) {
         return world.directory.users.get(&id);
@@ -432,7 +432,8 @@ fn role_assignment_object(world: &World, assignment: &RoleAssignment, effective:
     object
 }
 
-/// The roles the lab knows: only ApplicationImpersonation, which Exchange Online removed.
+/// Checks a role name: the lab models only ApplicationImpersonation, which Exchange Online
+/// has removed.
 fn check_role(world: &World, online: bool, role: &str) -> Result<(), ShellError> {
     if !online && role.eq_ignore_ascii_case(IMPERSONATION_ROLE) {
         Ok(())
@@ -825,7 +826,7 @@ enum RecipientCmdlet {
     Recipient,
 }
 
-/// The `RecipientTypeDetails` of a user as one deployment sees it.
+/// Returns the `RecipientTypeDetails` that a deployment reports for a user.
 fn user_recipient_type(world: &World, online: bool, user: &User) -> Option<&'static str> {
     let location = world.exchange.mailboxes.get(&user.id).map(|m| m.location);
     match (location, online) {
@@ -918,7 +919,7 @@ fn get_recipients(
                     items.push(Item::Object(user_object(&world, user, kind)));
                 }
             }
-            // Exchange returns 1000 recipients unless -ResultSize says otherwise.
+            // Exchange returns 1000 recipients unless -ResultSize sets another limit.
             items.truncate(limit.unwrap_or(if bound.has("ResultSize") {
                 usize::MAX
             } else {

@@ -1,12 +1,12 @@
 //! A tokenizer and parser for the subset of PowerShell that the controller sends to Exchange
 //! management shells.
 //!
-//! Supported: statements separated by newlines or `;`, pipelines, commands with `-Name value`,
-//! `-Switch` and `-Name:value` parameters, single-quoted strings (`''` is a quote),
-//! double-quoted strings without variables, `$true`, `$false`, `$null`, comma-separated
-//! lists, hashtables (`@{Add='x'}`), array literals (`@('a','b')`), the assignment
-//! `$ErrorActionPreference = 'Stop'`, `#` and `<# #>` comments and backtick line
-//! continuation. Everything else, in particular `$variable` and `$(...)` expansion inside
+//! Supported: statements separated by newlines or `;`, pipelines, and commands with
+//! `-Name value`, `-Switch` and `-Name:value` parameters. Values are single-quoted strings
+//! (`''` is a quote), double-quoted strings without variables, `$true`, `$false`, `$null`,
+//! comma-separated lists, hashtables (`@{Add='x'}`) and array literals (`@('a','b')`). The
+//! assignment `$ErrorActionPreference = 'Stop'`, `#` and `<# #>` comments and backtick line
+//! continuation are supported too. Everything else, in particular `$variable` and `$(...)` expansion inside
 //! double quotes, subexpressions and redirection, is rejected with an error before anything
 //! runs: the stand-in never evaluates text it does not understand.
 
@@ -64,14 +64,14 @@ pub enum Statement {
     Pipeline(Vec<Command>),
 }
 
-/// Why a script does not parse.
+/// A syntax error in a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     /// 1-based line.
     pub line: usize,
     /// 1-based column.
     pub column: usize,
-    /// What is wrong.
+    /// The description of the problem.
     pub message: String,
 }
 
@@ -179,8 +179,10 @@ impl<'a> Lexer<'a> {
                         Some((_, '{')) => self.tokens.push((Token::TableOpen, offset)),
                         Some((_, '(')) => self.tokens.push((Token::ArrayOpen, offset)),
                         _ => {
-                            return Err(self
-                                .error(offset, "`@` must start a hashtable `@{` or an array `@(`"));
+                            return Err(self.error(
+                                offset,
+                                "`@` must start a hashtable `@{` or an array `@(`",
+                            ));
                         }
                     }
                 }
@@ -469,7 +471,7 @@ impl Parser<'_> {
         Ok(Command { name, arguments })
     }
 
-    /// A value, or several joined by commas into a list.
+    /// Parses a value, or several values joined by commas into a list.
     fn value_list(&mut self) -> Result<Value, ParseError> {
         let first = self.value()?;
         if self.peek() != Some(&Token::Comma) {

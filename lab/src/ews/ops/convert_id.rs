@@ -2,7 +2,7 @@
 //! the server's version from `ServerVersionInfo`.
 //!
 //! The lab's `EntryId` is the raw bytes behind its EWS ID in base64, and `HexEntryId` the same
-//! bytes in hexadecimal. Exchange answers the `DUMMY` ID of a version probe with
+//! bytes in hexadecimal. Exchange rejects the `DUMMY` ID of a version probe with
 //! `ErrorInvalidIdMalformed`, which is what clients expect.
 //!
 //! See <https://learn.microsoft.com/exchange/client-developer/web-service-reference/convertid-operation>.

@@ -243,7 +243,7 @@ fn path_error(error: PathError) -> ResponseError {
     }
 }
 
-/// The addresses in a recipient list element (`ToRecipients`, `From`).
+/// Collects the addresses of a recipient list element (`ToRecipients`, `From`).
 fn addresses(message: &Element, list: &str) -> Vec<String> {
     message
         .child(list)

@@ -14,7 +14,7 @@ use crate::ews::soap::{self, Fault, ResponseError};
 use crate::ews::xml::Element;
 use crate::world::exchange::Item;
 
-/// Which slice of the matching items a request asks for.
+/// The slice of the matching items that a request selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Paging {
     /// Every item.
@@ -72,8 +72,8 @@ pub fn execute(world: &World, principal: &Principal, operation: &Element) -> Res
             (Some(shape), Ok(restriction)) => {
                 principal.folder(world, folder_id)?.map(|(owner, which)| {
                     let folder = world.exchange.mailboxes[&owner].folder(which);
-                    // Only the shallow traversal sees items: the lab keeps no soft-deleted or
-                    // associated items.
+                    // Only the shallow traversal finds items, because the lab keeps no
+                    // soft-deleted or associated items.
                     let mut matching: Vec<&Item> = if traversal == "Shallow" {
                         folder
                             .items

@@ -30,7 +30,7 @@ const FOLDER_FIELDS: &[&str] = &[
     "folder:UnreadCount",
 ];
 
-/// What `Default` returns for a folder; `AllProperties` returns every field above.
+/// The folder properties of `Default`; `AllProperties` returns every field above.
 const DEFAULT_FIELDS: &[&str] = &[
     "folder:FolderId",
     "folder:DisplayName",

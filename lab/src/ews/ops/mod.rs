@@ -19,7 +19,7 @@ use super::soap::Fault;
 use super::xml::Element;
 use crate::World;
 
-/// Whether an operation changes the world and so needs the write lock.
+/// Returns whether an operation changes the world and so needs the write lock.
 pub fn writes(operation: &str) -> bool {
     matches!(operation, "CreateItem" | "UpdateItem" | "DeleteItem")
 }
@@ -50,7 +50,7 @@ pub fn write(
     }
 }
 
-/// Whether the lab serves an operation.
+/// Returns whether the lab serves an operation.
 pub fn is_served(operation: &str) -> bool {
     writes(operation)
         || matches!(
@@ -59,14 +59,14 @@ pub fn is_served(operation: &str) -> bool {
         )
 }
 
-/// The fault for an operation the lab does not serve.
+/// Builds the fault for an operation the lab does not serve.
 pub fn unsupported(operation: &str) -> Fault {
     // TODO-coverage: Exchange serves many more operations (FindFolder, SyncFolderItems, ...);
-    // the lab answers them as it answers an unknown one.
+    // the lab rejects them as it rejects an unknown one.
     Fault::invalid_request(&format!("The operation '{operation}' is not supported."))
 }
 
-/// The attribute `name` of `element`, checked against the schema's enumeration.
+/// Returns the attribute `name` of `element`, checked against the schema's enumeration.
 fn enumerated<'a>(
     element: &'a Element,
     name: &str,
@@ -89,7 +89,7 @@ fn enumerated<'a>(
     }
 }
 
-/// A required child element, or the schema fault for its absence.
+/// Returns a required child element, or the schema fault for its absence.
 fn required<'a>(element: &'a Element, name: &str) -> Result<&'a Element, Fault> {
     element.child(name).ok_or_else(|| {
         Fault::schema_violation(
