@@ -2,9 +2,9 @@
 
 The lab's fidelity check: a real, widely used EWS client must be able to do what the
 controller does, over the same protocol. For each mode it probes the server version,
-opens a mailbox by impersonation, reads Sent Items, creates a message from MIME with
-PR_MESSAGE_FLAGS set, finds it by Message-ID through the field URI and through the 0x1035
-extended property, fetches its MIME content and deletes it.
+opens a mailbox by impersonation and reads Sent Items. Then it creates a message from MIME
+with PR_MESSAGE_FLAGS set, finds it by Message-ID (through the field URI and through the
+0x1035 extended property), fetches its MIME content and deletes it.
 
 Configuration comes from the environment, so that no secret appears on a command line:
 

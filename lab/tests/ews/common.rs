@@ -17,7 +17,7 @@ pub async fn start(capture: Option<&Path>) -> Lab {
     Lab::start(config).await.expect("lab starts")
 }
 
-/// A client that trusts the lab's CA and keeps one connection per host.
+/// Builds a client that trusts the lab's CA and keeps one connection per host.
 pub fn client(lab: &Lab) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(lab.ca_pem().as_bytes()).expect("lab CA parses");
     reqwest::Client::builder()
@@ -28,7 +28,7 @@ pub fn client(lab: &Lab) -> reqwest::Client {
         .expect("client builds")
 }
 
-/// The password the lab generated for a user.
+/// Returns the password the lab generated for a user.
 pub fn password(lab: &Lab, upn: &str) -> String {
     lab.state()
         .read()
@@ -53,7 +53,7 @@ pub fn grant_impersonation(lab: &Lab, sam: &str, scope: Option<&str>) {
     });
 }
 
-/// A SOAP envelope with `Exchange2016` and, when given, impersonation by primary SMTP address.
+/// Builds a SOAP envelope with `Exchange2016` and, when given, impersonation by primary SMTP address.
 pub fn envelope(impersonate: Option<&str>, body: &str) -> String {
     let impersonation = impersonate
         .map(|a| format!("<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{a}</t:PrimarySmtpAddress></t:ConnectingSID></t:ExchangeImpersonation>"))
@@ -71,7 +71,7 @@ pub enum Auth {
     Bearer(String),
 }
 
-/// An answer: status, headers and the parsed body when it is XML.
+/// A response: status, headers and body text.
 pub struct Answer {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
@@ -83,7 +83,7 @@ impl Answer {
         xml::parse(&self.text).unwrap_or_else(|e| panic!("answer is not XML ({e}): {}", self.text))
     }
 
-    /// The first response message of the body.
+    /// Returns the first response message of the body.
     pub fn message(&self) -> Element {
         let root = self.xml();
         let body = root.child("Body").expect("Body");
@@ -95,7 +95,7 @@ impl Answer {
             .unwrap_or_else(|| panic!("no response message in {}", self.text))
     }
 
-    /// The response code of the first message, or the fault's code.
+    /// Returns the response code of the first message, or the fault's code.
     pub fn code(&self) -> String {
         let root = self.xml();
         let body = root.child("Body").expect("Body");
@@ -133,7 +133,7 @@ pub async fn post(client: &reqwest::Client, url: &url::Url, auth: &Auth, body: S
     }
 }
 
-/// The on-premises service account, with impersonation granted.
+/// Grants impersonation to the on-premises service account and returns its credentials.
 pub fn service_account(lab: &Lab) -> Auth {
     grant_impersonation(lab, "svc-siu", None);
     Auth::Basic(
@@ -145,7 +145,7 @@ pub fn service_account(lab: &Lab) -> Auth {
     )
 }
 
-/// The text of every element with this local name, depth first.
+/// Collects every element with this local name, depth first.
 pub fn all_named<'a>(element: &'a Element, name: &str, found: &mut Vec<&'a Element>) {
     if element.name == name {
         found.push(element);
@@ -161,7 +161,7 @@ pub fn first_named<'a>(element: &'a Element, name: &str) -> Option<&'a Element> 
     found.first().copied()
 }
 
-/// The schema folder beside the repository, when it exists.
+/// Returns the schema folder beside the repository, when it exists.
 pub fn schema_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/ews-schema");
     dir.join("soap-ews-wrapper.xsd").is_file().then_some(dir)

@@ -1,5 +1,5 @@
 //! exchangelib, a real EWS client from PyPI, against the lab with Basic auth and a Bearer
-//! token; every message it exchanges must validate against the schema.
+//! token. Every message it exchanges must validate against the schema.
 
 use std::path::Path;
 use std::time::Duration;

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use crate::common::*;
 
-/// A token for the pre-registered application with `roles`.
+/// Mints a token for the pre-registered application with `roles`.
 fn mint(lab: &Lab, roles: &[&str]) -> (String, String) {
     let app_id: Uuid = lab
         .secrets()
@@ -98,7 +98,7 @@ async fn cloud_mailbox_opens_with_full_access_as_app() {
 }
 
 #[tokio::test]
-async fn tokens_without_the_role_or_allow_listing_are_refused() {
+async fn online_rejects_unlisted_or_roleless_tokens() {
     let lab = start(None).await;
     let client = client(&lab);
     let url = lab.endpoints().exchange_online_ews.clone();

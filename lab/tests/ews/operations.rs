@@ -276,7 +276,7 @@ async fn paging_reports_the_last_item() {
         .await;
         assert_eq!(created.code(), "NoError");
     }
-    // Bob's fixture has one earlier message, so the folder holds five.
+    // Bob's fixture has one earlier message, so the folder contains five.
     let mut seen = Vec::new();
     for (offset, last) in [(0, "false"), (2, "false"), (4, "true")] {
         let body = format!(
@@ -369,4 +369,136 @@ async fn resolve_names_finds_recipients() {
     assert_eq!(none.code(), "ErrorNameResolutionNoResults");
     let many = post(&client, &lab.endpoints().ews, &auth, resolve("staff00")).await;
     assert_eq!(many.code(), "ErrorNameResolutionMultipleResults");
+}
+
+#[tokio::test]
+async fn injected_faults_render_as_exchange_does() {
+    let lab = start(None).await;
+    let client = client(&lab);
+    let auth = service_account(&lab);
+    let ews = lab.endpoints().ews.clone();
+    let body = || {
+        envelope(
+            Some("alice@lab.example"),
+            &find_by_message_id("alice@lab.example", BY_TAG, "<x@y>"),
+        )
+    };
+    let rule = |fault: FaultKind| FaultRule {
+        service: Service::Ews,
+        operation: Some("FindItem".into()),
+        fault,
+        probability: 1.0,
+        remaining: Some(1),
+    };
+
+    lab.faults().add(rule(FaultKind::ExceededConnectionCount));
+    let exceeded = post(&client, &ews, &auth, body()).await;
+    assert_eq!(exceeded.status, 500);
+    assert_eq!(exceeded.code(), "ErrorExceededConnectionCount");
+
+    lab.faults().add(rule(FaultKind::Status { code: 503 }));
+    assert_eq!(post(&client, &ews, &auth, body()).await.status, 503);
+
+    lab.faults().add(rule(FaultKind::TooManyRequests {
+        retry_after_secs: 7,
+    }));
+    let throttled = post(&client, &ews, &auth, body()).await;
+    assert_eq!(throttled.status, 429);
+    assert_eq!(
+        throttled
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("7")
+    );
+
+    lab.faults().add(rule(FaultKind::Drop));
+    let dropped = client
+        .post(ews.clone())
+        .basic_auth(
+            "svc-siu",
+            Some(lab.secrets().get("svc-siu.password").expect("password")),
+        )
+        .body(body())
+        .send()
+        .await;
+    assert!(dropped.is_err(), "a dropped connection gives no response");
+
+    // Every rule was used once; the next request is served normally.
+    let served = post(&client, &ews, &auth, body()).await;
+    assert_eq!(served.code(), "NoError");
+}
+
+#[tokio::test]
+async fn reference_samples_are_answered() {
+    let Some(schema) = schema_dir() else {
+        eprintln!("skipping the reference samples: ../shared/reference is absent");
+        return;
+    };
+    let samples = schema.join("../ews-samples");
+    let capture = tempfile::tempdir().expect("capture directory");
+    let lab = start(Some(capture.path())).await;
+    let client = client(&lab);
+    let service = service_account(&lab);
+    let alice = Auth::Basic("LAB\\alice".into(), password(&lab, "alice@lab.example"));
+    let mut names: Vec<_> = std::fs::read_dir(&samples)
+        .expect("samples directory")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty(), "no samples in {}", samples.display());
+
+    for path in names {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("file name")
+            .to_string();
+        let body = std::fs::read_to_string(&path).expect("sample reads");
+        // Samples were captured with other credentials: sign in as the lab's accounts.
+        let answer = if name.contains("bearer") {
+            let app_id: uuid::Uuid = lab
+                .secrets()
+                .get("manual-app.client-id")
+                .expect("client ID")
+                .parse()
+                .expect("GUID");
+            {
+                let mut world = lab.state().write();
+                world.exchange.online.ews_enabled = Some(true);
+            }
+            let token = lab
+                .state()
+                .tokens
+                .issue(
+                    siu_lab::access::Resource::ExchangeOnline,
+                    app_id,
+                    uuid::Uuid::new_v4(),
+                    vec!["full_access_as_app".into()],
+                    std::time::Duration::from_secs(600),
+                )
+                .expect("token");
+            post(
+                &client,
+                &lab.endpoints().exchange_online_ews,
+                &Auth::Bearer(token),
+                body,
+            )
+            .await
+        } else if name.contains("noauth") {
+            post(&client, &lab.endpoints().ews, &Auth::None, body).await
+        } else if body.contains("ExchangeImpersonation") {
+            post(&client, &lab.endpoints().ews, &service, body).await
+        } else {
+            post(&client, &lab.endpoints().ews, &alice, body).await
+        };
+        let expected = match name.as_str() {
+            n if n.contains("noauth") => 401,
+            n if n.contains("bearer") || n.contains("root-impersonation") => 500,
+            _ => 200,
+        };
+        assert_eq!(answer.status, expected, "{name}: {}", answer.text);
+    }
+    validate_captures(capture.path());
 }

@@ -67,7 +67,8 @@ async fn impersonation_is_checked_against_rights_and_mailboxes() {
         assert_eq!(answer.code(), "ErrorNonExistentMailbox", "{target}");
     }
 
-    // A mailbox other than the impersonated one needs delegate rights, which nobody has.
+    // A mailbox other than the impersonated one needs delegate rights, which the lab grants to
+    // no account.
     let other = post(
         &client,
         &ews,
