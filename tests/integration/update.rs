@@ -1,0 +1,857 @@
+//! The update loop end to end: messages go through the lab's transport simulator, the real
+//! `siuctl run` rewrites them over EWS (and Graph), and every check reads the lab's world
+//! directly, item by item.
+//!
+//! Each test starts its own lab in the test process and runs `siuctl` as a child process,
+//! so that it can be killed with SIGKILL. Until `siuctl apply` writes the applied
+//! configuration itself, the tests prepare what apply would leave behind: the
+//! ApplicationImpersonation role of the service account, EWS allowed for the application in
+//! Exchange Online, and `STATE_DIR/applied.json`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use siu_lab::faults::{FaultKind, FaultRule, Service};
+use siu_lab::transport::{self, Message, SendReport};
+use siu_lab::world::exchange::{IMPERSONATION_ROLE, Item, RoleAssignment, WellKnownFolder};
+use siu_lab::{Fixture, Lab, LabConfig};
+use siuctl::reconcile::applied::{APPLIED_FORMAT, AppliedConfig, CloudMailPath, Discovered};
+use siuctl::update::message::SpoolMessage;
+use siuctl::update::store::{MARKER_PROPERTY_SET, SOURCE_PROPERTY};
+
+/// How long one `siuctl run --once` may take before the test gives up: a bound for a hung
+/// child, not a speed requirement.
+const PATIENCE: Duration = Duration::from_secs(600);
+
+/// Prints a line to standard error past the test harness's capture, for skips and progress.
+macro_rules! report {
+    ($($argument:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), $($argument)*);
+    }};
+}
+
+/// What a test lab is configured with.
+struct Setup {
+    /// `onPremises` or `hybrid`.
+    hybrid: bool,
+    /// The spec's `scope:` block.
+    scope: &'static str,
+    /// `options.updateAllSplitCopies`.
+    update_all_split_copies: bool,
+    /// `options.keepOriginal`.
+    keep_original: bool,
+    /// `options.originalWaitTimeout`.
+    original_wait_timeout: &'static str,
+    /// `updateLoop.concurrency`.
+    concurrency: u16,
+    /// `onPremises.exchange.auth`.
+    auth: &'static str,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            hybrid: false,
+            scope: "scope:\n  mode: all\n",
+            update_all_split_copies: false,
+            keep_original: false,
+            original_wait_timeout: "30s",
+            concurrency: 8,
+            auth: "ntlm",
+        }
+    }
+}
+
+/// A lab, a spec wired to it, and the applied configuration that `siuctl run` needs.
+struct UpdateLab {
+    lab: Lab,
+    // Declared after the lab so that the lab's servers stop before their runtime.
+    _runtime: tokio::runtime::Runtime,
+    dir: tempfile::TempDir,
+    spec: PathBuf,
+    spool: PathBuf,
+}
+
+impl UpdateLab {
+    fn start(setup: Setup) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("the lab's runtime starts");
+        let lab = runtime
+            .block_on(Lab::start(LabConfig::new(Fixture::default_org())))
+            .expect("lab starts");
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let root = dir.path();
+
+        // 1. The files a spec names: the CA and the secrets.
+        std::fs::write(root.join("ca.pem"), lab.ca_pem()).expect("CA file");
+        std::fs::create_dir_all(root.join("secrets")).expect("secrets folder");
+        for name in [
+            "svc-siu.password",
+            "Administrator.password",
+            "manual-app.pem",
+        ] {
+            let secret = lab
+                .secrets()
+                .get(name)
+                .unwrap_or_else(|| panic!("the lab generated {name}"));
+            std::fs::write(root.join("secrets").join(name), secret).expect("secret file");
+        }
+
+        // 2. What apply would have granted.
+        {
+            let mut world = lab.state().write();
+            let assignee = world.directory.by_sam("svc-siu").expect("svc-siu exists");
+            world.exchange.role_assignments.push(RoleAssignment {
+                id: uuid::Uuid::new_v4(),
+                name: "ApplicationImpersonation-svc-siu".into(),
+                role: IMPERSONATION_ROLE.into(),
+                assignee,
+                recipient_scope: None,
+                enabled: true,
+                created: Utc::now(),
+            });
+            world.exchange.online.ews_enabled = Some(true);
+        }
+
+        // 3. The spec and the applied configuration.
+        let spec = root.join("spec.yaml");
+        std::fs::write(&spec, spec_text(&lab, &setup)).expect("spec file");
+        let desired = siu_specs::load(&spec).unwrap_or_else(|error| {
+            panic!("the test spec is valid: {error}\n{}", spec_text(&lab, &setup))
+        });
+        let client_id = lab
+            .secrets()
+            .get("manual-app.client-id")
+            .and_then(|id| id.parse().ok());
+        AppliedConfig {
+            format: APPLIED_FORMAT,
+            applied_at: Utc::now(),
+            desired_fingerprint: "prepared by the test".into(),
+            desired,
+            discovered: Discovered {
+                ews_url: lab.endpoints().ews.clone(),
+                client_id,
+                cloud_mail_path: setup.hybrid.then_some(CloudMailPath::Ews),
+            },
+        }
+        .save()
+        .expect("applied configuration saves");
+
+        let spool = root.join("spool");
+        Self {
+            lab,
+            _runtime: runtime,
+            dir,
+            spec,
+            spool,
+        }
+    }
+
+    /// Sends a message through the transport simulator.
+    fn send(&self, message: Message) -> SendReport {
+        transport::send(self.lab.state(), &self.spool, message).expect("the transport sends")
+    }
+
+    /// Sends a generated message from `from`.
+    fn send_from(&self, from: &str) -> SendReport {
+        self.send(Message {
+            from: Some(from.to_owned()),
+            ..Message::default()
+        })
+    }
+
+    fn siuctl(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_siuctl"));
+        command
+            .arg("run")
+            .arg("-f")
+            .arg(&self.spec)
+            .env("RUST_LOG", "warn,siuctl=info")
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// Runs `siuctl run --once` and returns its JSON summary.
+    fn run_once(&self) -> (serde_json::Value, Output) {
+        let log = self.dir.path().join(format!(
+            "run-{}.log",
+            Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let mut child = self
+            .siuctl()
+            .args(["--once", "--output", "json"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("siuctl starts");
+        let started = Instant::now();
+        while child.try_wait().expect("siuctl can be polled").is_none() {
+            if started.elapsed() > PATIENCE {
+                let _ = child.kill();
+                panic!(
+                    "siuctl run --once did not finish within {PATIENCE:?}; log:\n{}",
+                    tail(&log)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("siuctl finishes");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let summary = serde_json::from_str(&stdout).unwrap_or_else(|error| {
+            panic!(
+                "siuctl printed no JSON summary ({error}), status {}:\n{stdout}\nlog:\n{}",
+                output.status,
+                tail(&log)
+            )
+        });
+        (summary, output)
+    }
+
+    /// Starts `siuctl run` as a daemon, logging into `log`.
+    fn spawn_daemon(&self, log: &Path) -> Child {
+        self.siuctl()
+            .args(["--rescan-interval", "1s"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).expect("log file"))
+            .spawn()
+            .expect("siuctl starts")
+    }
+
+    /// Returns the Sent Items of the mailbox with this address.
+    fn sent_items(&self, address: &str) -> Vec<Item> {
+        let world = self.lab.state().read();
+        let owner = world
+            .directory
+            .user_by_address(address)
+            .unwrap_or_else(|| panic!("{address} is a lab user"))
+            .id;
+        world.exchange.mailboxes[&owner]
+            .folder(WellKnownFolder::SentItems)
+            .items
+            .clone()
+    }
+
+    /// Returns the original item that a send stored.
+    fn original(&self, report: &SendReport) -> Item {
+        let address = report.mailbox.as_deref().expect("the sender has a mailbox");
+        let number = report.original_item.expect("the original was stored");
+        self.sent_items(address)
+            .into_iter()
+            .find(|item| item.id == number)
+            .expect("the original is in Sent Items")
+    }
+
+    fn names_in(&self, folder: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.spool.join(folder))
+            .map(|entries| {
+                entries
+                    .map(|entry| entry.expect("entry").file_name().into_string().expect("UTF-8"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+fn spec_text(lab: &Lab, setup: &Setup) -> String {
+    let endpoints = lab.endpoints();
+    let environment = if setup.hybrid { "hybrid" } else { "onPremises" };
+    let app_registration = if setup.hybrid {
+        let pem = lab.secrets().get("manual-app.pem").expect("manual-app.pem");
+        let key = siuctl::providers::entra::CertificateKey::from_pem(pem.as_bytes(), "manual-app.pem")
+            .expect("the lab's certificate loads");
+        format!(
+            "appRegistration:
+  mode: manual
+  tenantId: {tenant}
+  clientId: {client}
+  credential:
+    certificate:
+      thumbprint: \"{thumbprint}\"
+      keyFile: secrets/manual-app.pem
+  mailAccess: ews
+  endpoints:
+    authorityHost: {authority}
+    graph: {graph}
+    exchangeOnlineEws: {exo}
+    caFile: ca.pem
+",
+            tenant = lab.state().read().tenant.id,
+            client = lab.secrets().get("manual-app.client-id").expect("client ID"),
+            thumbprint = key.thumbprint(),
+            authority = endpoints.authority_host,
+            graph = endpoints.graph,
+            exo = endpoints.exchange_online_ews,
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "apiVersion: siu/v1
+kind: SentItemsUpdate
+metadata:
+  name: update-test
+environment: {environment}
+onPremises:
+  exchange:
+    connection: manual
+    server: 127.0.0.1
+    ewsUrl: {ews}
+    auth: {auth}
+    caFile: ca.pem
+    managementShell:
+      command: [/bin/false]
+  directory:
+    url: {ldaps}
+    baseDn: DC=lab,DC=example
+    bindUser: Administrator@lab.example
+    bindPassword: {{ fromFile: secrets/Administrator.password }}
+    caFile: ca.pem
+account:
+  upn: svc-siu@lab.example
+  create: false
+  password: {{ fromFile: secrets/svc-siu.password }}
+  impersonation: grant
+{app_registration}{scope}options:
+  enabled: true
+  keepOriginal: {keep}
+  updateAllSplitCopies: {split}
+  delay: 0s
+  originalWaitTimeout: {wait}
+reconcile:
+  interval: 10m
+updateLoop:
+  spoolDir: spool
+  stateDir: state
+  concurrency: {concurrency}
+  perMailboxConcurrency: 1
+",
+        ews = endpoints.ews,
+        auth = setup.auth,
+        ldaps = endpoints.ldaps,
+        scope = setup.scope,
+        keep = setup.keep_original,
+        split = setup.update_all_split_copies,
+        wait = setup.original_wait_timeout,
+        concurrency = setup.concurrency,
+    )
+}
+
+/// Returns the replacements of `report`'s message in `items`: items with the marker whose
+/// source key starts with the original's Message-ID.
+fn replacements<'a>(items: &'a [Item], report: &SendReport) -> Vec<&'a Item> {
+    let set = MARKER_PROPERTY_SET.to_string();
+    items
+        .iter()
+        .filter(|item| {
+            item.named_property(&set, SOURCE_PROPERTY)
+                .is_some_and(|key| key.split(' ').next() == Some(report.message_id.as_str()))
+        })
+        .collect()
+}
+
+/// Checks that `report`'s message was replaced exactly once, as a sent item with the
+/// original's send time and the processed bytes, and that the original is gone.
+fn assert_replaced_once(
+    lab: &UpdateLab,
+    report: &SendReport,
+    original: &Item,
+    processed: &[u8],
+) -> Result<(), String> {
+    let address = report.mailbox.as_deref().expect("the sender has a mailbox");
+    let items = lab.sent_items(address);
+    let found = replacements(&items, report);
+    if found.len() != 1 {
+        return Err(format!(
+            "{} in {address}: {} replacements",
+            report.message_id,
+            found.len()
+        ));
+    }
+    let replacement = found[0];
+    if replacement.is_draft() {
+        return Err(format!("{}: the replacement is a draft", report.message_id));
+    }
+    if replacement.sent.map(|t| t.timestamp()) != original.sent.map(|t| t.timestamp()) {
+        return Err(format!(
+            "{}: sent {:?}, the original was sent {:?}",
+            report.message_id, replacement.sent, original.sent
+        ));
+    }
+    if replacement.mime != processed {
+        return Err(format!(
+            "{}: the replacement's MIME differs from the processed message",
+            report.message_id
+        ));
+    }
+    if items.iter().any(|item| item.id == original.id) {
+        return Err(format!(
+            "{}: the original is still in Sent Items",
+            report.message_id
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the processed message of each spool file, without the spool's fields.
+fn processed_messages(report: &SendReport) -> Vec<Vec<u8>> {
+    report
+        .spool_files
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).expect("spool file");
+            SpoolMessage::parse(&bytes)
+                .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+                .mime
+        })
+        .collect()
+}
+
+fn count(summary: &serde_json::Value, section: &str, reason: &str) -> u64 {
+    summary[section][reason].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn message_is_replaced_in_sent_items() {
+    let lab = UpdateLab::start(Setup::default());
+    let report = lab.send_from("alice@lab.example");
+    let original = lab.original(&report);
+    let processed = processed_messages(&report);
+
+    let (summary, output) = lab.run_once();
+
+    assert!(output.status.success(), "{summary}");
+    assert_eq!(summary["updated"], 1, "{summary}");
+    assert_eq!(
+        assert_replaced_once(&lab, &report, &original, &processed[0]),
+        Ok(())
+    );
+    assert!(lab.names_in("new").is_empty());
+    assert!(lab.names_in("cur").is_empty());
+}
+
+#[test]
+fn corpus_is_replaced_item_by_item() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/mail");
+    if !corpus.is_dir() {
+        report!("skipping the corpus test: {} is absent", corpus.display());
+        return;
+    }
+    let lab = UpdateLab::start(Setup {
+        hybrid: true,
+        scope: "scope:\n  mode: only\n  users: [carol@lab.example, heidi.hill@lab.example]\n  groups: [SIU-Pilot]\n",
+        ..Setup::default()
+    });
+
+    // 1. Every corpus message from a rotation of senders: in scope on premises and in the
+    //    cloud, out of scope, and without a mailbox.
+    let in_scope = [
+        "alice@lab.example",
+        "bob@lab.example",
+        "grace@lab.example",
+        "carol@lab.example",
+        "heidi.hill@lab.example",
+    ];
+    let out_of_scope = ["erin@lab.example", "dave@lab.example"];
+    let without_mailbox = ["newsletter@lab.example", "ivan@lab.example"];
+    let senders: Vec<&str> = in_scope
+        .iter()
+        .chain(&out_of_scope)
+        .chain(&without_mailbox)
+        .copied()
+        .collect();
+    let mut files: Vec<PathBuf> = walk(&corpus)
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "eml"))
+        .collect();
+    files.sort();
+    let mut expected_updates = Vec::new();
+    let mut expected_skips: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut unparseable = Vec::new();
+    for (index, path) in files.iter().enumerate() {
+        let eml = std::fs::read(path).expect("corpus file");
+        let from = senders[index % senders.len()];
+        let sent = transport::send(
+            lab.lab.state(),
+            &lab.spool,
+            Message {
+                eml: Some(eml.clone()),
+                from: Some(from.to_owned()),
+                ..Message::default()
+            },
+        );
+        let report = match sent {
+            Ok(report) => report,
+            Err(error) => {
+                // The transport cannot read it either: the rules engine would pass it on
+                // as it is, so it goes into the spool unchanged.
+                report!("{}: {error}; delivering it unchanged", path.display());
+                let name = format!("corpus-{index}.unparseable");
+                std::fs::write(lab.spool.join("tmp").join(&name), &eml).expect("tmp file");
+                std::fs::rename(
+                    lab.spool.join("tmp").join(&name),
+                    lab.spool.join("new").join(&name),
+                )
+                .expect("delivered");
+                unparseable.push(name);
+                continue;
+            }
+        };
+        if in_scope.contains(&from) {
+            let original = lab.original(&report);
+            let processed = processed_messages(&report);
+            expected_updates.push((path.clone(), report, original, processed));
+        } else if out_of_scope.contains(&from) {
+            *expected_skips.entry("out_of_scope").or_default() += 1;
+        } else if from.starts_with("newsletter") {
+            *expected_skips.entry("sender_is_group").or_default() += 1;
+        } else {
+            *expected_skips.entry("sender_has_no_mailbox").or_default() += 1;
+        }
+    }
+    // Files that no transport would pass on, to check that they are kept with a reason.
+    for (name, contents) in [
+        ("garbage.bin", &b"\x00\x01\x02 not a message"[..]),
+        ("no-header.txt", b"\r\nonly a body\r\n"),
+        ("bad-split.eml", b"X-SIU-Split: 3/2\r\nFrom: alice@lab.example\r\nMessage-ID: <x@lab.example>\r\n\r\nbody\r\n"),
+    ] {
+        std::fs::write(lab.spool.join("new").join(name), contents).expect("spool file");
+        unparseable.push(name.to_owned());
+    }
+
+    // 2. One pass of the loop.
+    let (summary, _) = lab.run_once();
+    report!("corpus summary: {summary}");
+
+    // 3. Item by item.
+    let failures: Vec<String> = expected_updates
+        .iter()
+        .filter_map(|(path, report, original, processed)| {
+            assert_replaced_once(&lab, report, original, &processed[0])
+                .err()
+                .map(|error| format!("{}: {error}", path.display()))
+        })
+        .collect();
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(
+        summary["updated"].as_u64(),
+        Some(expected_updates.len() as u64),
+        "{summary}"
+    );
+    for (reason, expected) in &expected_skips {
+        assert_eq!(count(&summary, "skipped", reason), *expected, "{reason}: {summary}");
+    }
+    let failed = lab.names_in("failed");
+    for name in &unparseable {
+        assert!(failed.contains(name), "{name} is not in failed/: {failed:?}");
+        let reason = std::fs::read_to_string(lab.spool.join("failed").join(format!("{name}.reason")))
+            .unwrap_or_else(|_| panic!("{name} has no reason file"));
+        assert!(reason.lines().count() >= 2, "{name}: {reason}");
+    }
+    assert_eq!(
+        summary["failed"]
+            .as_object()
+            .map(|reasons| reasons.values().filter_map(|v| v.as_u64()).sum::<u64>()),
+        Some(unparseable.len() as u64),
+        "{summary}"
+    );
+    assert!(lab.names_in("new").is_empty());
+    assert!(lab.names_in("cur").is_empty());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("corpus folder") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn split_copies_are_all_saved_when_asked() {
+    let lab = UpdateLab::start(Setup {
+        update_all_split_copies: true,
+        ..Setup::default()
+    });
+    let report = lab.send(Message {
+        from: Some("bob@lab.example".into()),
+        to: vec![
+            "one@example.net".into(),
+            "two@example.net".into(),
+            "three@example.net".into(),
+        ],
+        split: true,
+        ..Message::default()
+    });
+    let original = lab.original(&report);
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["updated"], 3, "{summary}");
+    let items = lab.sent_items("bob@lab.example");
+    let found = replacements(&items, &report);
+    assert_eq!(found.len(), 3);
+    for item in found {
+        assert!(!item.is_draft());
+        assert_eq!(item.sent, original.sent);
+    }
+    assert!(!items.iter().any(|item| item.id == original.id));
+}
+
+#[test]
+fn one_split_copy_is_saved_by_default() {
+    let lab = UpdateLab::start(Setup::default());
+    let report = lab.send(Message {
+        from: Some("bob@lab.example".into()),
+        to: vec!["one@example.net".into(), "two@example.net".into()],
+        split: true,
+        ..Message::default()
+    });
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["updated"], 1, "{summary}");
+    assert_eq!(count(&summary, "skipped", "split_copy_not_saved"), 1, "{summary}");
+    let items = lab.sent_items("bob@lab.example");
+    assert_eq!(replacements(&items, &report).len(), 1);
+}
+
+#[test]
+fn send_as_and_on_behalf_reach_the_right_mailbox() {
+    let lab = UpdateLab::start(Setup::default());
+    let send_as = lab.send(Message {
+        from: Some("sales@lab.example".into()),
+        submitter: Some("bob@lab.example".into()),
+        ..Message::default()
+    });
+    let on_behalf = lab.send(Message {
+        from: Some("alice@lab.example".into()),
+        sender: Some("grace@lab.example".into()),
+        ..Message::default()
+    });
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["updated"], 2, "{summary}");
+    assert_eq!(send_as.mailbox.as_deref(), Some("bob@lab.example"));
+    assert_eq!(on_behalf.mailbox.as_deref(), Some("grace@lab.example"));
+    assert_eq!(
+        replacements(&lab.sent_items("bob@lab.example"), &send_as).len(),
+        1
+    );
+    assert_eq!(
+        replacements(&lab.sent_items("grace@lab.example"), &on_behalf).len(),
+        1
+    );
+}
+
+#[test]
+fn keep_original_saves_a_copy_beside_it() {
+    let lab = UpdateLab::start(Setup {
+        keep_original: true,
+        ..Setup::default()
+    });
+    let report = lab.send_from("erin@lab.example");
+    let original = lab.original(&report);
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["keptAsCopy"], 1, "{summary}");
+    let items = lab.sent_items("erin@lab.example");
+    assert_eq!(replacements(&items, &report).len(), 1);
+    assert!(items.iter().any(|item| item.id == original.id));
+}
+
+#[test]
+fn late_original_is_replaced_when_it_arrives() {
+    let lab = UpdateLab::start(Setup::default());
+    let report = lab.send(Message {
+        from: Some("alice@lab.example".into()),
+        hold_original: true,
+        ..Message::default()
+    });
+    let held = report.held.clone().expect("the original is held back");
+    let log = lab.dir.path().join("late.log");
+    let mut daemon = lab.spawn_daemon(&log);
+
+    std::thread::sleep(Duration::from_secs(3));
+    transport::deliver_original(lab.lab.state(), held).expect("the original arrives");
+    let replaced = wait_for(Duration::from_secs(120), || {
+        replacements(&lab.sent_items("alice@lab.example"), &report).len() == 1
+    });
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    assert!(replaced, "the late original was not replaced; log:\n{}", tail(&log));
+}
+
+fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    condition()
+}
+
+/// Senders of the load tests: on-premises and cloud mailboxes of the bulk users, so that
+/// the per-mailbox limit does not serialize the run.
+fn bulk_senders(lab: &UpdateLab, count: usize) -> Vec<String> {
+    let world = lab.lab.state().read();
+    let mut senders: Vec<String> = world
+        .directory
+        .users
+        .values()
+        .filter(|user| user.sam.starts_with("staff") && world.exchange.mailboxes.contains_key(&user.id))
+        .filter_map(|user| user.mail.clone())
+        .collect();
+    senders.sort();
+    senders.truncate(count);
+    senders
+}
+
+/// Sends `total` generated messages and returns each report with its original.
+fn send_many(lab: &UpdateLab, total: usize) -> Vec<(SendReport, Item, Vec<u8>)> {
+    let senders = bulk_senders(lab, 200);
+    assert!(!senders.is_empty(), "the fixture has bulk users with mailboxes");
+    (0..total)
+        .map(|index| {
+            let report = lab.send(Message {
+                from: Some(senders[index % senders.len()].clone()),
+                subject: Some(format!("load message {index}")),
+                ..Message::default()
+            });
+            let original = lab.original(&report);
+            let processed = processed_messages(&report).remove(0);
+            (report, original, processed)
+        })
+        .collect()
+}
+
+/// Checks every message of a load run: replaced once, nothing left in the spool.
+fn assert_all_replaced(lab: &UpdateLab, messages: &[(SendReport, Item, Vec<u8>)]) {
+    let mut problems: HashMap<&'static str, Vec<String>> = HashMap::new();
+    for (report, original, processed) in messages {
+        if let Err(problem) = assert_replaced_once(lab, report, original, processed) {
+            problems.entry("replacement").or_default().push(problem);
+        }
+    }
+    let leftovers: Vec<String> = ["new", "cur", "failed"]
+        .iter()
+        .flat_map(|folder| {
+            lab.names_in(folder)
+                .into_iter()
+                .map(move |name| format!("{folder}/{name}"))
+        })
+        .collect();
+    let shown: Vec<String> = problems
+        .values()
+        .flatten()
+        .take(20)
+        .cloned()
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{} messages are wrong, first ones: {shown:#?}",
+        problems.values().map(Vec::len).sum::<usize>()
+    );
+    assert_eq!(leftovers, Vec::<String>::new());
+}
+
+/// Kills `siuctl run` with SIGKILL at random moments of a 2,000-message run, restarting it
+/// each time, then lets a last run finish.
+#[test]
+fn kill_nine_loses_and_duplicates_nothing() {
+    let lab = UpdateLab::start(Setup {
+        concurrency: 16,
+        hybrid: true,
+        ..Setup::default()
+    });
+    let messages = send_many(&lab, 2_000);
+
+    for round in 0..20 {
+        let log = lab.dir.path().join(format!("kill-{round}.log"));
+        let mut daemon = lab.spawn_daemon(&log);
+        let alive_for = Duration::from_millis(300 + rand::random::<u64>() % 1_200);
+        std::thread::sleep(alive_for);
+        daemon.kill().expect("SIGKILL is delivered");
+        let _ = daemon.wait();
+        let left = lab.names_in("new").len() + lab.names_in("cur").len();
+        report!("kill round {round}: killed after {alive_for:?}, {left} files left");
+    }
+    let (summary, _) = lab.run_once();
+    report!("after the kills: {summary}");
+
+    assert_all_replaced(&lab, &messages);
+}
+
+/// Runs 2,000 messages while a tenth of the lab's answers are faults of every kind.
+#[test]
+fn faults_of_every_kind_converge() {
+    let lab = UpdateLab::start(Setup {
+        concurrency: 16,
+        hybrid: true,
+        ..Setup::default()
+    });
+    let messages = send_many(&lab, 2_000);
+    // Six kinds share the tenth of requests that fail: each kind hits 1/60 of them, and on
+    // top a tenth of requests are slow.
+    let kinds = [
+        FaultKind::ServerBusy { back_off_ms: 200 },
+        FaultKind::ExceededConnectionCount,
+        FaultKind::Status { code: 503 },
+        FaultKind::TooManyRequests {
+            retry_after_secs: 1,
+        },
+        FaultKind::Drop,
+        FaultKind::Status { code: 500 },
+    ];
+    let mut rules = Vec::new();
+    for service in [Service::Ews, Service::ExchangeOnline, Service::Ldap] {
+        for kind in &kinds {
+            rules.push(FaultRule {
+                service,
+                operation: None,
+                fault: kind.clone(),
+                probability: 0.1 / kinds.len() as f64,
+                remaining: None,
+            });
+        }
+        rules.push(FaultRule {
+            service,
+            operation: None,
+            fault: FaultKind::Latency { ms: 50 },
+            probability: 0.1,
+            remaining: None,
+        });
+    }
+    lab.lab.faults().set_rules(rules);
+
+    let (summary, _) = lab.run_once();
+    report!("with faults: {summary}");
+    lab.lab.faults().set_rules(Vec::new());
+
+    assert_eq!(summary["failed"], serde_json::json!({}), "{summary}");
+    assert_all_replaced(&lab, &messages);
+}
