@@ -124,7 +124,10 @@ impl UpdateLab {
         let spec = root.join("spec.yaml");
         std::fs::write(&spec, spec_text(&lab, &setup)).expect("spec file");
         let desired = siu_specs::load(&spec).unwrap_or_else(|error| {
-            panic!("the test spec is valid: {error}\n{}", spec_text(&lab, &setup))
+            panic!(
+                "the test spec is valid: {error}\n{}",
+                spec_text(&lab, &setup)
+            )
         });
         let client_id = lab
             .secrets()
@@ -252,7 +255,13 @@ impl UpdateLab {
         let mut names: Vec<String> = std::fs::read_dir(self.spool.join(folder))
             .map(|entries| {
                 entries
-                    .map(|entry| entry.expect("entry").file_name().into_string().expect("UTF-8"))
+                    .map(|entry| {
+                        entry
+                            .expect("entry")
+                            .file_name()
+                            .into_string()
+                            .expect("UTF-8")
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -272,8 +281,9 @@ fn spec_text(lab: &Lab, setup: &Setup) -> String {
     let environment = if setup.hybrid { "hybrid" } else { "onPremises" };
     let app_registration = if setup.hybrid {
         let pem = lab.secrets().get("manual-app.pem").expect("manual-app.pem");
-        let key = siuctl::providers::entra::CertificateKey::from_pem(pem.as_bytes(), "manual-app.pem")
-            .expect("the lab's certificate loads");
+        let key =
+            siuctl::providers::entra::CertificateKey::from_pem(pem.as_bytes(), "manual-app.pem")
+                .expect("the lab's certificate loads");
         format!(
             "appRegistration:
   mode: manual
@@ -291,7 +301,10 @@ fn spec_text(lab: &Lab, setup: &Setup) -> String {
     caFile: ca.pem
 ",
             tenant = lab.state().read().tenant.id,
-            client = lab.secrets().get("manual-app.client-id").expect("client ID"),
+            client = lab
+                .secrets()
+                .get("manual-app.client-id")
+                .expect("client ID"),
             thumbprint = key.thumbprint(),
             authority = endpoints.authority_host,
             graph = endpoints.graph,
@@ -553,13 +566,21 @@ fn corpus_is_replaced_item_by_item() {
         "{summary}"
     );
     for (reason, expected) in &expected_skips {
-        assert_eq!(count(&summary, "skipped", reason), *expected, "{reason}: {summary}");
+        assert_eq!(
+            count(&summary, "skipped", reason),
+            *expected,
+            "{reason}: {summary}"
+        );
     }
     let failed = lab.names_in("failed");
     for name in &unparseable {
-        assert!(failed.contains(name), "{name} is not in failed/: {failed:?}");
-        let reason = std::fs::read_to_string(lab.spool.join("failed").join(format!("{name}.reason")))
-            .unwrap_or_else(|_| panic!("{name} has no reason file"));
+        assert!(
+            failed.contains(name),
+            "{name} is not in failed/: {failed:?}"
+        );
+        let reason =
+            std::fs::read_to_string(lab.spool.join("failed").join(format!("{name}.reason")))
+                .unwrap_or_else(|_| panic!("{name} has no reason file"));
         assert!(reason.lines().count() >= 2, "{name}: {reason}");
     }
     assert_eq!(
@@ -630,7 +651,11 @@ fn one_split_copy_is_saved_by_default() {
     let (summary, _) = lab.run_once();
 
     assert_eq!(summary["updated"], 1, "{summary}");
-    assert_eq!(count(&summary, "skipped", "split_copy_not_saved"), 1, "{summary}");
+    assert_eq!(
+        count(&summary, "skipped", "split_copy_not_saved"),
+        1,
+        "{summary}"
+    );
     let items = lab.sent_items("bob@lab.example");
     assert_eq!(replacements(&items, &report).len(), 1);
 }
@@ -701,7 +726,11 @@ fn late_original_is_replaced_when_it_arrives() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 
-    assert!(replaced, "the late original was not replaced; log:\n{}", tail(&log));
+    assert!(
+        replaced,
+        "the late original was not replaced; log:\n{}",
+        tail(&log)
+    );
 }
 
 fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
@@ -723,7 +752,9 @@ fn bulk_senders(lab: &UpdateLab, count: usize) -> Vec<String> {
         .directory
         .users
         .values()
-        .filter(|user| user.sam.starts_with("staff") && world.exchange.mailboxes.contains_key(&user.id))
+        .filter(|user| {
+            user.sam.starts_with("staff") && world.exchange.mailboxes.contains_key(&user.id)
+        })
         .filter_map(|user| user.mail.clone())
         .collect();
     senders.sort();
@@ -734,7 +765,10 @@ fn bulk_senders(lab: &UpdateLab, count: usize) -> Vec<String> {
 /// Sends `total` generated messages and returns each report with its original.
 fn send_many(lab: &UpdateLab, total: usize) -> Vec<(SendReport, Item, Vec<u8>)> {
     let senders = bulk_senders(lab, 200);
-    assert!(!senders.is_empty(), "the fixture has bulk users with mailboxes");
+    assert!(
+        !senders.is_empty(),
+        "the fixture has bulk users with mailboxes"
+    );
     (0..total)
         .map(|index| {
             let report = lab.send(Message {
@@ -765,12 +799,7 @@ fn assert_all_replaced(lab: &UpdateLab, messages: &[(SendReport, Item, Vec<u8>)]
                 .map(move |name| format!("{folder}/{name}"))
         })
         .collect();
-    let shown: Vec<String> = problems
-        .values()
-        .flatten()
-        .take(20)
-        .cloned()
-        .collect();
+    let shown: Vec<String> = problems.values().flatten().take(20).cloned().collect();
     assert!(
         problems.is_empty(),
         "{} messages are wrong, first ones: {shown:#?}",

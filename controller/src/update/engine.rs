@@ -523,7 +523,7 @@ async fn attempt(
     };
     span.record("mailbox", mailbox.address.as_str());
     state.mailbox = Some(mailbox.address.clone());
-    let scope = match &runtime.scope {
+    let scope = match runtime.scope.get().await {
         Ok(scope) => scope,
         Err(problem) => {
             return count_failure(
@@ -864,7 +864,7 @@ mod tests {
     use super::*;
     use crate::update::recipients::RecipientResolver;
     use crate::update::runtime::CloudPath;
-    use crate::update::scope::ResolvedScope;
+    use crate::update::scope::ScopeResolver;
     use crate::update::state::MessageState;
     use crate::update::test_support::{FakeDirectory, MemoryStore, NoProbe};
 
@@ -925,7 +925,14 @@ mod tests {
                     Arc::new(NoProbe),
                     false,
                 )),
-                scope: Ok(Arc::new(ResolvedScope::all())),
+                scope: ScopeResolver::new(
+                    siu_specs::desired::Scope {
+                        mode: siu_specs::desired::ScopeMode::All,
+                        users: Vec::new(),
+                        groups: Vec::new(),
+                    },
+                    Vec::new(),
+                ),
             };
             let (_runtime_tx, runtime_rx) = watch::channel(Arc::new(runtime));
             let (_shutdown_tx, shutdown_rx) = watch::channel(false);

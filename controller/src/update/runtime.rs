@@ -17,7 +17,7 @@ use siu_specs::desired::{
 use super::cloud::{self, CloudConnections};
 use super::directory::DirectoryHandle;
 use super::recipients::{Location, RecipientResolver};
-use super::scope::{GroupDirectory, ResolvedScope};
+use super::scope::{GroupDirectory, ScopeResolver};
 use super::store::SentItemsStore;
 use super::store::ews::{EwsProbe, EwsStore};
 use crate::http::{CaMode, HttpError, HttpSettings};
@@ -141,8 +141,8 @@ pub struct Runtime {
     pub cloud: CloudPath,
     /// Address to mailbox lookups.
     pub recipients: Arc<RecipientResolver>,
-    /// The scope, or why it could not be resolved.
-    pub scope: Result<Arc<ResolvedScope>, String>,
+    /// The scope, resolved on first use.
+    pub scope: ScopeResolver,
 }
 
 impl Runtime {
@@ -201,24 +201,15 @@ pub async fn build(
         Arc::new(EwsProbe::new(connections.ews.clone())),
         hybrid,
     ));
-    let scope = if desired.scope.mode == ScopeMode::All {
-        Ok(Arc::new(ResolvedScope::all()))
-    } else {
-        let mut directories: Vec<&dyn GroupDirectory> = vec![connections.directory.as_ref()];
-        if let Some(Ok(cloud)) = &connections.cloud {
-            directories.push(cloud.groups.as_ref());
-        }
-        match ResolvedScope::resolve(&desired.scope, &directories).await {
-            Ok(scope) => {
-                tracing::info!(%scope, "resolved the scope");
-                Ok(Arc::new(scope))
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed to resolve the scope; messages that need it wait for the next reconcile");
-                Err(error.to_string())
-            }
-        }
-    };
+    let mut directories: Vec<Arc<dyn GroupDirectory>> = vec![connections.directory.clone()];
+    if let Some(Ok(cloud)) = &connections.cloud {
+        directories.push(cloud.groups.clone());
+    }
+    let scope = ScopeResolver::new(desired.scope.clone(), directories);
+    if desired.scope.mode != ScopeMode::All {
+        // Resolve now, so that a wrong group name shows up at start; a failure is retried.
+        let _ = scope.get().await;
+    }
 
     // 3. Exchange Online.
     let cloud = match (&desired.app_registration, &connections.cloud) {

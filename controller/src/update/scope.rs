@@ -4,16 +4,23 @@
 //! groups, and `allExcept` every mailbox but those. Groups count their members at any depth.
 //! Each reconcile resolves the groups again, through every directory the loop has: Active
 //! Directory always, and Microsoft Graph for cloud-only groups when the configuration is
-//! hybrid. A group that no directory finds makes the scope unresolved, and messages that need
-//! a scope decision wait for the next reconcile instead of being updated or skipped wrongly.
+//! hybrid. A group that no directory finds, or a failed lookup, makes the scope unresolved.
+//! Messages that need a scope decision then wait, instead of being updated or skipped
+//! wrongly, and [`ScopeResolver`] tries again after [`RESOLVE_RETRY`].
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use siu_specs::desired::{GroupRef, Scope, ScopeMode};
+use tokio::time::Instant;
 
 use super::recipients::{LookupError, Mailbox};
+
+/// The time after a failed resolution before the next message tries again.
+pub const RESOLVE_RETRY: Duration = Duration::from_secs(30);
 
 /// A user member of a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +202,75 @@ impl fmt::Display for ResolvedScope {
             self.users.len(),
             self.groups.len()
         )
+    }
+}
+
+/// The scope of one configuration, resolved on first use and again after a failure.
+pub struct ScopeResolver {
+    scope: Scope,
+    directories: Vec<Arc<dyn GroupDirectory>>,
+    state: tokio::sync::Mutex<Resolution>,
+}
+
+enum Resolution {
+    Pending,
+    Resolved(Arc<ResolvedScope>),
+    Failed { problem: String, at: Instant },
+}
+
+impl fmt::Debug for ScopeResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScopeResolver")
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ScopeResolver {
+    /// Resolves `scope` through `directories` when a message first needs it.
+    pub fn new(scope: Scope, directories: Vec<Arc<dyn GroupDirectory>>) -> Self {
+        Self {
+            scope,
+            directories,
+            state: tokio::sync::Mutex::new(Resolution::Pending),
+        }
+    }
+
+    /// Returns the resolved scope, resolving it now unless the last failure is more recent
+    /// than [`RESOLVE_RETRY`], in which case that failure's description is returned.
+    pub async fn get(&self) -> Result<Arc<ResolvedScope>, String> {
+        let mut state = self.state.lock().await;
+        match &*state {
+            Resolution::Resolved(scope) => return Ok(scope.clone()),
+            Resolution::Failed { problem, at } if at.elapsed() < RESOLVE_RETRY => {
+                return Err(problem.clone());
+            }
+            _ => {}
+        }
+        let resolved = if self.scope.mode == ScopeMode::All {
+            Ok(ResolvedScope::all())
+        } else {
+            let directories: Vec<&dyn GroupDirectory> =
+                self.directories.iter().map(Arc::as_ref).collect();
+            ResolvedScope::resolve(&self.scope, &directories).await
+        };
+        match resolved {
+            Ok(scope) => {
+                tracing::info!(%scope, "resolved the scope");
+                let scope = Arc::new(scope);
+                *state = Resolution::Resolved(scope.clone());
+                Ok(scope)
+            }
+            Err(error) => {
+                tracing::error!(%error, retry_in = ?RESOLVE_RETRY, "failed to resolve the scope; messages that need it wait");
+                let problem = error.to_string();
+                *state = Resolution::Failed {
+                    problem: problem.clone(),
+                    at: Instant::now(),
+                };
+                Err(problem)
+            }
+        }
     }
 }
 
