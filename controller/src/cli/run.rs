@@ -197,8 +197,12 @@ async fn reconcile_forever(
                 let _ = runtime_tx.send(Arc::new(runtime));
             }
             Err(error) => {
-                error!(%error, "failed to set up the new configuration; the loop keeps the last one");
-                metrics.set_health(Some(error.to_string()));
+                let error = crate::update::error_chain(&error);
+                error!(
+                    error,
+                    "failed to set up the new configuration; the loop keeps the last one"
+                );
+                metrics.set_health(Some(error));
             }
         }
     }

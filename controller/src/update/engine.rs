@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
+use super::error_chain;
 use super::message::{MAX_SPOOL_FILE_BYTES, SpoolMessage};
 use super::metrics::Metrics;
 use super::outcome::{Outcome, Summary};
@@ -517,7 +518,11 @@ async fn attempt(
             return count_failure(
                 state,
                 "lookup",
-                format!("failed to look up {}: {error}", owner.address),
+                format!(
+                    "failed to look up {}: {}",
+                    owner.address,
+                    error_chain(&error)
+                ),
             );
         }
     };
@@ -612,7 +617,7 @@ async fn attempt(
                 reason: "waiting for the original".to_owned(),
             }
         }
-        Err(ReplaceError::State(error)) => count_failure(state, "state", error.to_string()),
+        Err(ReplaceError::State(error)) => count_failure(state, "state", error_chain(&error)),
         Err(ReplaceError::Store(error)) => store_failure(
             shared,
             runtime,
@@ -639,6 +644,7 @@ fn store_failure(
     error: StoreError,
 ) -> Verdict {
     let code = error.code();
+    let detail = error_chain(&error);
     match error.class() {
         ErrorClass::Throttled { retry_after, scope } => {
             state.throttled_attempts = state.throttled_attempts.saturating_add(1);
@@ -656,29 +662,35 @@ fn store_failure(
             let until = shared.gates.opens_at(&[key]).unwrap_or_else(Instant::now);
             Verdict::Retry {
                 delay: until.saturating_duration_since(Instant::now()),
-                reason: error.to_string(),
+                reason: detail,
             }
         }
         ErrorClass::Blocked if runtime.cloud.can_fall_back() => {
             if runtime.cloud.switch_to_graph() {
-                warn!(%error, "Exchange Online rejected EWS for the application; switching cloud mailboxes to Microsoft Graph (mailAccess: auto)");
+                warn!(
+                    error = detail,
+                    "Exchange Online rejected EWS for the application; switching cloud mailboxes to Microsoft Graph (mailAccess: auto)"
+                );
             }
             Verdict::Retry {
                 delay: Duration::ZERO,
-                reason: error.to_string(),
+                reason: detail,
             }
         }
         ErrorClass::MailboxNotFound => {
             // The mailbox may have moved since it was looked up; look it up afresh.
             runtime.recipients.forget(mailbox);
-            count_failure(state, "mailbox_not_found", error.to_string())
+            count_failure(state, "mailbox_not_found", detail)
         }
-        ErrorClass::Rejected => fail(&format!("rejected:{code}"), error.to_string()),
+        ErrorClass::Rejected => fail(&format!("rejected:{code}"), detail),
         ErrorClass::Denied | ErrorClass::Blocked => {
-            error!(%error, "the server rejected the service account; check its credentials and its ApplicationImpersonation role");
-            count_failure(state, "denied", error.to_string())
+            error!(
+                error = detail,
+                "the server rejected the service account; check its credentials and its ApplicationImpersonation role"
+            );
+            count_failure(state, "denied", detail)
         }
-        ErrorClass::Transient => count_failure(state, "transient", error.to_string()),
+        ErrorClass::Transient => count_failure(state, "transient", detail),
     }
 }
 

@@ -30,3 +30,20 @@ pub mod throttle;
 pub use engine::{LoopError, LoopOptions, UpdateLoop};
 pub use outcome::{Outcome, Summary};
 pub use runtime::Runtime;
+
+/// Returns an error with its sources, separated by `: `, as `{:#}` prints an
+/// `anyhow::Error`, so that logs and reason files show the cause at the bottom.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their source's text in their own message.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

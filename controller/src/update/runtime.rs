@@ -33,7 +33,7 @@ const EWS_MAX_CONCURRENCY: usize = 27;
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
     /// A secret reference could not be read.
-    #[error("failed to read the {what} from {reference}: {source}")]
+    #[error("failed to read the {what} from {reference}")]
     Secret {
         /// Which secret.
         what: &'static str,

@@ -58,7 +58,7 @@ pub enum ScopeError {
         directories: String,
     },
     /// A directory lookup failed.
-    #[error("failed to expand scope group {group}: {source}")]
+    #[error("failed to expand scope group {group}")]
     Lookup {
         /// The group as the spec names it.
         group: String,
@@ -262,8 +262,8 @@ impl ScopeResolver {
                 Ok(scope)
             }
             Err(error) => {
-                tracing::error!(%error, retry_in = ?RESOLVE_RETRY, "failed to resolve the scope; messages that need it wait");
-                let problem = error.to_string();
+                let problem = super::error_chain(&error);
+                tracing::error!(error = problem, retry_in = ?RESOLVE_RETRY, "failed to resolve the scope; messages that need it wait");
                 *state = Resolution::Failed {
                     problem: problem.clone(),
                     at: Instant::now(),

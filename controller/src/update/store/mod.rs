@@ -157,9 +157,7 @@ pub enum StoreError {
     #[error(transparent)]
     Graph(#[from] GraphError),
     /// The message cannot be converted into Graph's JSON form.
-    #[error(
-        "failed to convert the message for mailbox {mailbox} into Graph's message form: {source}"
-    )]
+    #[error("failed to convert the message for mailbox {mailbox} into Graph's message form")]
     Mime {
         /// The mailbox.
         mailbox: String,
