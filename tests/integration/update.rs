@@ -495,9 +495,24 @@ fn corpus_is_replaced_item_by_item() {
     let mut expected_updates = Vec::new();
     let mut expected_skips: BTreeMap<&str, u64> = BTreeMap::new();
     let mut unparseable = Vec::new();
+    // The loop identifies a message by its Message-ID within one mailbox, so two corpus files
+    // that share a Message-ID go to different mailboxes.
+    let mut senders_of_id: HashMap<String, Vec<&str>> = HashMap::new();
     for (index, path) in files.iter().enumerate() {
         let eml = std::fs::read(path).expect("corpus file");
-        let from = senders[index % senders.len()];
+        let message_id = mail_parser::MessageParser::default()
+            .parse_headers(&eml)
+            .and_then(|message| message.message_id().map(str::to_owned));
+        let used = message_id
+            .as_ref()
+            .map(|id| senders_of_id.entry(id.clone()).or_default());
+        let from = (0..senders.len())
+            .map(|offset| senders[(index + offset) % senders.len()])
+            .find(|sender| used.as_ref().is_none_or(|used| !used.contains(sender)))
+            .expect("fewer files share a Message-ID than there are senders");
+        if let Some(used) = used {
+            used.push(from);
+        }
         let sent = transport::send(
             lab.lab.state(),
             &lab.spool,
@@ -524,6 +539,9 @@ fn corpus_is_replaced_item_by_item() {
                 continue;
             }
         };
+        if !without_mailbox.contains(&from) {
+            assert_eq!(report.mailbox.as_deref(), Some(from), "{}", path.display());
+        }
         if in_scope.contains(&from) {
             let original = lab.original(&report);
             let processed = processed_messages(&report);

@@ -1033,6 +1033,7 @@ mod tests {
                 size: Some(20),
                 source_key: Some("<c@lab>".into()),
                 marked_original: Some("<c@lab>".into()),
+                replaced_item: None,
             });
         let fixture = Fixture::new(store);
         std::fs::write(

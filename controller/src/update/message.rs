@@ -322,23 +322,18 @@ fn parse_address(field: &'static str, value: &str) -> Result<String, ParseError>
     }
 }
 
-/// Reads a msg-id with its angle brackets, such as `<id@example.com>`.
+/// Reads the original's Message-ID as it sits in Sent Items. That is usually `<id@domain>`,
+/// but mail clients keep the obsolete forms of RFC 5322 section 3.6.4 as they are (no angle
+/// brackets, comments and spaces inside), so any value without control characters is taken.
 fn parse_message_id(field: &'static str, value: &str) -> Result<String, ParseError> {
-    let inner = value
-        .strip_prefix('<')
-        .and_then(|rest| rest.strip_suffix('>'));
-    match inner {
-        Some(inner)
-            if !inner.is_empty() && !inner.chars().any(|c| c.is_whitespace() || c == '<') =>
-        {
-            Ok(value.to_owned())
-        }
-        _ => Err(ParseError::InvalidField {
+    if value.is_empty() || value.chars().any(char::is_control) {
+        return Err(ParseError::InvalidField {
             field,
-            value: value.to_owned(),
-            expected: "a Message-ID in angle brackets such as <id@example.com>",
-        }),
+            value: value.escape_debug().to_string(),
+            expected: "the original's Message-ID, such as <id@example.com>",
+        });
     }
+    Ok(value.to_owned())
 }
 
 /// Reads `<index>/<count>` with `1 <= index <= count`.
@@ -487,10 +482,6 @@ mod tests {
                 "invalid_spool_field",
             ),
             ("X-SIU-Submitter: Bob Baker\r\n", "invalid_spool_field"),
-            (
-                "X-SIU-Original-Message-ID: orig@lab.example\r\n",
-                "invalid_spool_field",
-            ),
             ("X-SIU-Received-At: yesterday\r\n", "invalid_spool_field"),
             (
                 "X-SIU-Split: 1/2\r\nX-SIU-Split: 2/2\r\n",
@@ -513,6 +504,20 @@ mod tests {
             error.to_string(),
             "the X-SIU-Split field appears 2 times; the spool contract allows it once"
         );
+    }
+
+    #[test]
+    fn obsolete_message_ids_are_taken_as_they_are() {
+        for id in [
+            "201002191008.30117.foo.bar@company.com",
+            "<1234   @   local(blah)  .machine .example>",
+        ] {
+            let file = spool_file(&format!("X-SIU-Original-Message-ID: {id}\r\n"));
+
+            let message = SpoolMessage::parse(&file).expect("parses");
+
+            assert_eq!(message.original_message_id, id);
+        }
     }
 
     #[test]

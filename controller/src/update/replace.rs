@@ -7,18 +7,18 @@
 //!
 //! 1. A replacement with this key exists: the message was rewritten before (a crash between
 //!    creating and finishing, a duplicate spool file, a second instance). Only an original
-//!    left behind by a crash between create and delete is deleted: the one the state file
-//!    recorded, or without a state file the unmarked item with the replacement's send time.
-//!    Extra replacements with the same key, which only a race between two instances can
-//!    create, are deleted so that one remains.
+//!    left behind by a crash between create and delete is deleted: the item that the
+//!    replacement names in `siuctl-replaced-item`, or that the state file recorded. Extra
+//!    replacements with the same key, which only a race between two instances can create,
+//!    are deleted so that one remains.
 //! 2. Otherwise the original is picked (by send time and size when several items share its
-//!    Message-ID) and recorded in the state file, synced to disk, before the replacement is
-//!    created, so that a replay deletes that original and no other.
+//!    Message-ID) and recorded in the state file, synced to disk, and on the replacement, so
+//!    that a replay deletes that original and no other.
 //! 3. A split copy whose original another copy already replaced takes its times from that
 //!    copy's replacement.
 //! 4. No original and no sibling: the original has not reached Sent Items yet.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tracing::{debug, info, warn};
 
 use super::message::SpoolMessage;
@@ -155,6 +155,7 @@ pub async fn replace(
                 delivered,
                 source_key: &key,
                 original_message_id: &message.original_message_id,
+                replaced_item: original.map(|item| item.id.as_str()),
             },
         )
         .await?;
@@ -200,31 +201,19 @@ fn pick_original<'a>(originals: &'a [FoundItem], message: &SpoolMessage) -> Opti
     })
 }
 
-/// Returns the originals that a run interrupted between create and delete left: the one the
-/// state recorded, or without a record those sent in the same second as the replacement,
-/// which has the original's send time.
+/// Returns the original that a run interrupted between create and delete left: the item the
+/// replacement names, or the one the state recorded. Another item with the same Message-ID
+/// (a second message that reused it) is never deleted here.
 fn leftover_originals<'a>(
     originals: &'a [FoundItem],
     replacement: &FoundItem,
     recorded: Option<&str>,
 ) -> Vec<&'a FoundItem> {
-    match recorded {
-        Some(recorded) => originals
-            .iter()
-            .filter(|item| item.id == recorded)
-            .collect(),
-        None => originals
-            .iter()
-            .filter(|item| same_second(item.sent, replacement.sent))
-            .collect(),
-    }
-}
-
-fn same_second(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
-    match (a, b) {
-        (Some(a), Some(b)) => a.timestamp() == b.timestamp(),
-        _ => false,
-    }
+    let named = replacement.replaced_item.as_deref().or(recorded);
+    originals
+        .iter()
+        .filter(|item| Some(item.id.as_str()) == named)
+        .collect()
 }
 
 #[cfg(test)]
@@ -358,6 +347,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn replay_spares_a_resend_of_the_same_second() {
+        let store = MemoryStore::with_original("first", "<t@lab>", "2026-12-01T10:00:00Z", 100);
+        let message = message("Message-ID: <t@lab>\r\n");
+        run(&store, &message, &mut new_state(), false)
+            .await
+            .expect("runs");
+        store.add_original("resend", "<t@lab>", "2026-12-01T10:00:00Z", 100);
+
+        let replay = run(&store, &message, &mut new_state(), false)
+            .await
+            .expect("replays");
+
+        assert_eq!(replay, ReplaceOutcome::AlreadyReplaced { cleaned_up: 0 });
+        assert_eq!(store.ids(), ["created-1", "resend"]);
+    }
+
+    #[tokio::test]
     async fn several_originals_pick_the_closest_send_time() {
         let store = MemoryStore::with_original("old", "<s@lab>", "2026-11-30T08:00:00Z", 100);
         store.add_original("match", "<s@lab>", "2026-12-01T10:00:02Z", 100);
@@ -432,6 +438,7 @@ mod tests {
                 size: None,
                 source_key: Some("<d@lab>".into()),
                 marked_original: Some("<d@lab>".into()),
+                replaced_item: None,
             });
         }
         let message = message("Message-ID: <d@lab>\r\n");

@@ -41,6 +41,7 @@ impl MemoryStore {
             size: Some(size),
             source_key: None,
             marked_original: None,
+            replaced_item: None,
         });
     }
 
@@ -112,6 +113,7 @@ impl SentItemsStore for MemoryStore {
             size: Some(replacement.mime.len() as u64),
             source_key: Some(replacement.source_key.to_owned()),
             marked_original: Some(replacement.original_message_id.to_owned()),
+            replaced_item: replacement.replaced_item.map(str::to_owned),
         });
         Ok(id)
     }

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Deleted, FoundItem, MARKER_PROPERTY_SET, ORIGINAL_MESSAGE_ID_PROPERTY, Replacement,
-    SOURCE_PROPERTY, SentItemsStore, StoreError,
+    Deleted, FoundItem, MARKER_PROPERTY_SET, ORIGINAL_MESSAGE_ID_PROPERTY, REPLACED_ITEM_PROPERTY,
+    Replacement, SOURCE_PROPERTY, SentItemsStore, StoreError,
 };
 use crate::providers::exchange::ews::types::{
     ExtendedFieldUri, ExtendedProperty, ItemId, MSGFLAG_READ, PropertyPath, PropertyType,
@@ -59,6 +59,14 @@ fn original_property() -> ExtendedFieldUri {
     )
 }
 
+fn replaced_item_property() -> ExtendedFieldUri {
+    ExtendedFieldUri::named(
+        MARKER_PROPERTY_SET,
+        REPLACED_ITEM_PROPERTY,
+        PropertyType::String,
+    )
+}
+
 #[async_trait]
 impl SentItemsStore for EwsStore {
     fn service(&self) -> &'static str {
@@ -92,6 +100,7 @@ impl SentItemsStore for EwsStore {
             ExtendedFieldUri::message_delivery_time(),
             source_property(),
             original_property(),
+            replaced_item_property(),
         ];
         let items = self
             .client
@@ -108,7 +117,7 @@ impl SentItemsStore for EwsStore {
         // PR_MESSAGE_FLAGS must be set at creation. Exchange marks an item saved with
         // SaveOnly as unsent (a draft) unless the flags are given, and the flag cannot change
         // afterwards.
-        let properties = vec![
+        let mut properties = vec![
             ExtendedProperty::integer(ExtendedFieldUri::message_flags(), MSGFLAG_READ),
             ExtendedProperty::system_time(ExtendedFieldUri::client_submit_time(), replacement.sent),
             ExtendedProperty::system_time(
@@ -118,6 +127,9 @@ impl SentItemsStore for EwsStore {
             ExtendedProperty::string(source_property(), replacement.source_key),
             ExtendedProperty::string(original_property(), replacement.original_message_id),
         ];
+        if let Some(replaced) = replacement.replaced_item {
+            properties.push(ExtendedProperty::string(replaced_item_property(), replaced));
+        }
         let item = self
             .client
             .create_sent_item(mailbox, replacement.mime, properties)
@@ -148,6 +160,7 @@ fn found_item(item: SentItem) -> FoundItem {
         internet_message_id: text(&ExtendedFieldUri::internet_message_id()),
         source_key: text(&source_property()),
         marked_original: text(&original_property()),
+        replaced_item: text(&replaced_item_property()),
         sent: item.date_time_sent,
         delivered,
         size: item.size,

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    Deleted, FoundItem, MARKER_PROPERTY_SET, ORIGINAL_MESSAGE_ID_PROPERTY, Replacement,
-    SOURCE_PROPERTY, SentItemsStore, StoreError,
+    Deleted, FoundItem, MARKER_PROPERTY_SET, ORIGINAL_MESSAGE_ID_PROPERTY, REPLACED_ITEM_PROPERTY,
+    Replacement, SOURCE_PROPERTY, SentItemsStore, StoreError,
 };
 use crate::providers::entra::graph::{GraphClient, GraphError};
 use crate::providers::entra::mail::{MailMessage, NamedProperty, SentItem};
@@ -54,6 +54,13 @@ fn original_property() -> NamedProperty {
     }
 }
 
+fn replaced_item_property() -> NamedProperty {
+    NamedProperty {
+        set: MARKER_PROPERTY_SET,
+        name: REPLACED_ITEM_PROPERTY.to_owned(),
+    }
+}
+
 #[async_trait]
 impl SentItemsStore for GraphStore {
     fn service(&self) -> &'static str {
@@ -72,6 +79,7 @@ impl SentItemsStore for GraphStore {
         let properties = [
             source_property().id(),
             original_property().id(),
+            replaced_item_property().id(),
             DELIVERY_TIME.to_owned(),
             MESSAGE_SIZE.to_owned(),
         ];
@@ -104,7 +112,7 @@ impl SentItemsStore for GraphStore {
         mailbox: &str,
         replacement: &Replacement<'_>,
     ) -> Result<String, StoreError> {
-        let item = SentItem::from_mime(replacement.mime, Some(replacement.sent))
+        let mut item = SentItem::from_mime(replacement.mime, Some(replacement.sent))
             .map_err(|source| StoreError::Mime {
                 mailbox: mailbox.to_owned(),
                 source,
@@ -112,6 +120,9 @@ impl SentItemsStore for GraphStore {
             .with_delivery_time(replacement.delivered.unwrap_or(replacement.sent))
             .with_property(&source_property(), replacement.source_key)
             .with_property(&original_property(), replacement.original_message_id);
+        if let Some(replaced) = replacement.replaced_item {
+            item = item.with_property(&replaced_item_property(), replaced);
+        }
         let created = self.client.create_sent_item(mailbox, &item).await?;
         Ok(created.id)
     }
@@ -135,6 +146,7 @@ fn found_item(message: MailMessage) -> FoundItem {
     FoundItem {
         source_key: text(&source_property().id()),
         marked_original: text(&original_property().id()),
+        replaced_item: text(&replaced_item_property().id()),
         internet_message_id: message.internet_message_id.clone(),
         sent: message.sent_date_time,
         delivered,

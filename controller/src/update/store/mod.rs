@@ -34,6 +34,10 @@ pub const SOURCE_PROPERTY: &str = "siuctl-source";
 /// message find each other after the original is gone.
 pub const ORIGINAL_MESSAGE_ID_PROPERTY: &str = "siuctl-original-message-id";
 
+/// The store ID of the original that a replacement replaces, so that a replay after a crash
+/// between creating the replacement and deleting the original deletes that item and no other.
+pub const REPLACED_ITEM_PROPERTY: &str = "siuctl-replaced-item";
+
 /// An item in Sent Items that belongs to one original: the original itself, or a
 /// replacement that carries the marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +56,8 @@ pub struct FoundItem {
     pub source_key: Option<String>,
     /// The value of [`ORIGINAL_MESSAGE_ID_PROPERTY`].
     pub marked_original: Option<String>,
+    /// The value of [`REPLACED_ITEM_PROPERTY`].
+    pub replaced_item: Option<String>,
 }
 
 impl FoundItem {
@@ -74,6 +80,9 @@ pub struct Replacement<'a> {
     pub source_key: &'a str,
     /// The value of [`ORIGINAL_MESSAGE_ID_PROPERTY`].
     pub original_message_id: &'a str,
+    /// The value of [`REPLACED_ITEM_PROPERTY`]; `None` for a split copy whose original
+    /// another copy replaced.
+    pub replaced_item: Option<&'a str>,
 }
 
 /// The outcome of a deletion.
