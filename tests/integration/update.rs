@@ -50,6 +50,10 @@ struct Setup {
     concurrency: u16,
     /// `onPremises.exchange.auth`.
     auth: &'static str,
+    /// `appRegistration.mailAccess`.
+    mail_access: &'static str,
+    /// Whether Exchange Online rejects EWS for the application.
+    ews_blocked: bool,
 }
 
 impl Default for Setup {
@@ -62,6 +66,8 @@ impl Default for Setup {
             original_wait_timeout: "30s",
             concurrency: 8,
             auth: "ntlm",
+            mail_access: "ews",
+            ews_blocked: false,
         }
     }
 }
@@ -117,7 +123,7 @@ impl UpdateLab {
                 enabled: true,
                 created: Utc::now(),
             });
-            world.exchange.online.ews_enabled = Some(true);
+            world.exchange.online.ews_enabled = Some(!setup.ews_blocked);
         }
 
         // 3. The spec and the applied configuration.
@@ -293,7 +299,7 @@ fn spec_text(lab: &Lab, setup: &Setup) -> String {
     certificate:
       thumbprint: \"{thumbprint}\"
       keyFile: secrets/manual-app.pem
-  mailAccess: ews
+  mailAccess: {mail_access}
   endpoints:
     authorityHost: {authority}
     graph: {graph}
@@ -309,6 +315,7 @@ fn spec_text(lab: &Lab, setup: &Setup) -> String {
             authority = endpoints.authority_host,
             graph = endpoints.graph,
             exo = endpoints.exchange_online_ews,
+            mail_access = setup.mail_access,
         )
     } else {
         String::new()
@@ -762,6 +769,77 @@ fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
+/// Checks the replacement of a cloud message that Graph created from the JSON form, which
+/// keeps the subject, the sender and the times but not the MIME bytes.
+fn assert_replaced_over_graph(lab: &UpdateLab, report: &SendReport, original: &Item) {
+    let address = report.mailbox.as_deref().expect("the sender has a mailbox");
+    let items = lab.sent_items(address);
+    let found = replacements(&items, report);
+    assert_eq!(found.len(), 1, "{items:#?}");
+    let replacement = found[0];
+    assert!(!replacement.is_draft());
+    assert_eq!(replacement.sent, original.sent);
+    assert_eq!(replacement.subject, original.subject);
+    assert!(!items.iter().any(|item| item.id == original.id));
+}
+
+#[test]
+fn cloud_mailbox_is_replaced_over_graph() {
+    let lab = UpdateLab::start(Setup {
+        hybrid: true,
+        mail_access: "graph",
+        ..Setup::default()
+    });
+    let report = lab.send_from("carol@lab.example");
+    let original = lab.original(&report);
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["updated"], 1, "{summary}");
+    assert_replaced_over_graph(&lab, &report, &original);
+}
+
+#[test]
+fn blocked_ews_switches_to_graph() {
+    let lab = UpdateLab::start(Setup {
+        hybrid: true,
+        mail_access: "auto",
+        ews_blocked: true,
+        ..Setup::default()
+    });
+    let reports: Vec<SendReport> = ["carol@lab.example", "heidi.hill@lab.example"]
+        .into_iter()
+        .map(|from| lab.send_from(from))
+        .collect();
+    let originals: Vec<Item> = reports.iter().map(|report| lab.original(report)).collect();
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["updated"], 2, "{summary}");
+    for (report, original) in reports.iter().zip(&originals) {
+        assert_replaced_over_graph(&lab, report, original);
+    }
+}
+
+#[test]
+fn cloud_mailbox_is_replaced_over_ews() {
+    let lab = UpdateLab::start(Setup {
+        hybrid: true,
+        ..Setup::default()
+    });
+    let report = lab.send_from("heidi.hill@lab.example");
+    let original = lab.original(&report);
+    let processed = processed_messages(&report);
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(summary["updated"], 1, "{summary}");
+    assert_eq!(
+        assert_replaced_once(&lab, &report, &original, &processed[0]),
+        Ok(())
+    );
+}
+
 /// Senders of the load tests: on-premises and cloud mailboxes of the bulk users, so that
 /// the per-mailbox limit does not serialize the run.
 fn bulk_senders(lab: &UpdateLab, count: usize) -> Vec<String> {
@@ -827,7 +905,9 @@ fn assert_all_replaced(lab: &UpdateLab, messages: &[(SendReport, Item, Vec<u8>)]
 }
 
 /// Kills `siuctl run` with SIGKILL at random moments of a 2,000-message run, restarting it
-/// each time, then lets a last run finish.
+/// each time, then lets a last run finish. The kill points are spread over the whole run:
+/// each round runs until a random share of the messages is done, then a random few
+/// milliseconds more, so kills land in every phase of a message.
 #[test]
 fn kill_nine_loses_and_duplicates_nothing() {
     let lab = UpdateLab::start(Setup {
@@ -836,16 +916,25 @@ fn kill_nine_loses_and_duplicates_nothing() {
         ..Setup::default()
     });
     let messages = send_many(&lab, 2_000);
+    let mut kill_points: Vec<usize> = (0..20).map(|_| rand::random_range(0..1_900)).collect();
+    kill_points.sort_unstable_by(|a, b| b.cmp(a));
 
-    for round in 0..20 {
+    for (round, left_at_kill) in kill_points.into_iter().enumerate() {
         let log = lab.dir.path().join(format!("kill-{round}.log"));
         let mut daemon = lab.spawn_daemon(&log);
-        let alive_for = Duration::from_millis(300 + rand::random::<u64>() % 1_200);
-        std::thread::sleep(alive_for);
+        let left = || lab.names_in("new").len() + lab.names_in("cur").len();
+        let started = Instant::now();
+        while left() > left_at_kill && started.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(rand::random_range(0..300)));
         daemon.kill().expect("SIGKILL is delivered");
         let _ = daemon.wait();
-        let left = lab.names_in("new").len() + lab.names_in("cur").len();
-        report!("kill round {round}: killed after {alive_for:?}, {left} files left");
+        report!(
+            "kill round {round}: killed after {:?} with {} files left",
+            started.elapsed(),
+            left()
+        );
     }
     let (summary, _) = lab.run_once();
     report!("after the kills: {summary}");
