@@ -194,7 +194,7 @@ impl<'w> Entry<'w> {
     }
 
     /// Returns the CN of the entry's `objectCategory` below the schema container.
-    fn category(&self) -> &'static str {
+    pub fn category(&self) -> &'static str {
         match self.object {
             Object::Domain => "Domain-DNS",
             Object::Container(_) if self.is_organizational_unit() => "Organizational-Unit",

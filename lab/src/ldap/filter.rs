@@ -9,6 +9,7 @@
 //! cannot be made (an integer attribute against text, an unknown matching rule) is
 //! Undefined, and `!` of Undefined stays Undefined, so it never matches.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use ldap3_lber::common::TagClass;
@@ -219,6 +220,9 @@ pub(super) struct Matcher<'w> {
     directory: &'w Directory,
     filter: &'w Filter,
     in_chain: HashMap<(bool, String), HashSet<Uuid>>,
+    /// Assertion values converted to their attribute's syntax, by the addresses of the
+    /// filter's attribute and value, so each is converted once per search, not per entry.
+    assertions: RefCell<HashMap<(usize, usize), Option<Assertion>>>,
 }
 
 impl<'w> Matcher<'w> {
@@ -228,6 +232,7 @@ impl<'w> Matcher<'w> {
             directory,
             filter,
             in_chain: HashMap::new(),
+            assertions: RefCell::new(HashMap::new()),
         };
         matcher.resolve_in_chain(filter);
         matcher
@@ -390,14 +395,21 @@ impl<'w> Matcher<'w> {
         assertion: &[u8],
         accept: impl Fn(std::cmp::Ordering) -> bool,
     ) -> Truth {
-        let syntax = schema::syntax_of(attribute);
-        let Some(assertion) = Assertion::new(self.directory, syntax, assertion) else {
+        let key = (attribute.as_ptr() as usize, assertion.as_ptr() as usize);
+        let mut assertions = self.assertions.borrow_mut();
+        let prepared = assertions.entry(key).or_insert_with(|| {
+            Assertion::new(self.directory, schema::syntax_of(attribute), assertion)
+        });
+        let Some(prepared) = prepared else {
             return Truth::Undefined;
         };
+        if let Assertion::Category(category) = prepared {
+            return accept(entry.category().to_ascii_lowercase().cmp(category)).into();
+        }
         entry
             .values(attribute)
             .iter()
-            .filter_map(|value| assertion.order(value))
+            .filter_map(|value| prepared.order(value))
             .any(accept)
             .into()
     }
@@ -461,6 +473,9 @@ fn in_chain_direction(attribute: &str) -> Option<bool> {
 
 /// An assertion value in the form its attribute's values compare with.
 enum Assertion {
+    /// The lowercase CN of a category in this directory's schema container, compared with
+    /// the entry's category without building DNs.
+    Category(String),
     Text(String),
     Dn(String),
     Integer(i64),
@@ -488,12 +503,23 @@ impl Assertion {
             // default category DN before comparing.
             Syntax::Category => {
                 let text = text();
-                if text.contains('=') {
-                    Assertion::Dn(dn::key_of(&text))
+                let category = if text.contains('=') {
+                    let key = dn::key_of(&text);
+                    let suffix = format!(
+                        ",cn=schema,cn=configuration,{}",
+                        dn::key_of(&directory.base_dn)
+                    );
+                    match key
+                        .strip_prefix("cn=")
+                        .and_then(|k| k.strip_suffix(suffix.as_str()))
+                    {
+                        Some(cn) if !cn.contains(',') => cn.to_string(),
+                        _ => return Some(Assertion::Dn(key)),
+                    }
                 } else {
-                    let category = schema::category_of_class(&text)?;
-                    Assertion::Dn(dn::key_of(&Entry::category_dn(directory, category)))
-                }
+                    schema::category_of_class(&text)?.to_ascii_lowercase()
+                };
+                Assertion::Category(category)
             }
         })
     }
@@ -502,6 +528,11 @@ impl Assertion {
     fn order(&self, value: &[u8]) -> Option<std::cmp::Ordering> {
         let text = || String::from_utf8_lossy(value);
         Some(match self {
+            Assertion::Category(category) => {
+                let key = dn::key_of(&text());
+                let cn = key.strip_prefix("cn=")?.split(',').next()?.to_string();
+                cn.cmp(category)
+            }
             Assertion::Text(assertion) => text().to_lowercase().cmp(assertion),
             Assertion::Dn(assertion) => dn::key_of(&text()).cmp(assertion),
             Assertion::Integer(assertion) => parse_integer(value)?.cmp(assertion),
@@ -629,6 +660,20 @@ mod tests {
                 .all(|dn| dn.contains("Groups") || dn.contains("CN=Users"))
         );
         assert!(groups.len() >= 8, "{groups:?}");
+
+        let by_dn = Filter::And(vec![
+            Filter::Equality(
+                "objectCategory".into(),
+                b"cn=person,CN=Schema,CN=Configuration,DC=lab,DC=example".to_vec(),
+            ),
+            Filter::Equality("sAMAccountName".into(), b"alice".to_vec()),
+        ]);
+        assert_eq!(matching(&world, &by_dn).len(), 1);
+        let elsewhere = Filter::Equality(
+            "objectCategory".into(),
+            b"CN=Person,CN=Schema,DC=other".to_vec(),
+        );
+        assert!(matching(&world, &elsewhere).is_empty());
     }
 
     #[test]
