@@ -34,6 +34,8 @@ fn authenticate(state: &LabState, request: &LdapBindRequest) -> Result<Option<Pr
     }
     let password = match &request.cred {
         LdapBindCred::Simple(password) => password,
+        // TODO: SASL binds (GSSAPI, GSS-SPNEGO, DIGEST-MD5), which the root DSE lists as AD
+        // does, fail with authMethodNotSupported.
         LdapBindCred::SASL(_) | LdapBindCred::Unsupported => {
             return Err(diagnostics::auth_method_not_supported());
         }

@@ -8,7 +8,8 @@
 //! byte, and the component messages with a line feed before it; the lab does the same.
 //!
 //! NOTE: the DSID values and the `v4563` version suffix are representative of Windows Server
-//! 2016 to 2022 and differ between builds; clients match on the Win32 error and the data word.
+//! 2016 to 2022 and differ between builds. Clients match on the Win32 error and the data
+//! word instead.
 
 use ldap3_proto::proto::{LdapResult, LdapResultCode};
 
@@ -67,10 +68,9 @@ pub(super) enum BindRejection {
     MustChangePassword,
 }
 
-/// `invalidCredentials` with AD's diagnostic for the reason.
-///
-/// See <https://learn.microsoft.com/troubleshoot/windows-server/active-directory/ldap-bind-error-codes>
-/// for the data words.
+/// `invalidCredentials` with AD's diagnostic for the reason. The data word is the Win32
+/// error of the logon: ERROR_LOGON_FAILURE (`52e`), ERROR_ACCOUNT_DISABLED (`533`) or
+/// ERROR_PASSWORD_MUST_CHANGE (`773`).
 pub(super) fn bind_rejected(reason: BindRejection) -> Failure {
     let data = match reason {
         BindRejection::InvalidCredentials => "52e",

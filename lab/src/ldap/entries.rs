@@ -412,12 +412,20 @@ impl<'w> Entry<'w> {
         let number = |value: i64| vec![value.to_string().into_bytes()];
         let optional =
             |value: &Option<String>| value.iter().map(|v| v.as_bytes().to_vec()).collect();
+        // An account added over LDAP without a UPN or display name has none, and the world
+        // keeps an empty string for it.
+        let unless_empty = |value: &str| {
+            (!value.is_empty())
+                .then(|| value.as_bytes().to_vec())
+                .into_iter()
+                .collect()
+        };
         Some(match name {
             "cn" => text(&user.cn),
-            "displayName" => text(&user.display_name),
+            "displayName" => unless_empty(&user.display_name),
             "sAMAccountName" => text(&user.sam),
             "sAMAccountType" => number(SAM_NORMAL_USER_ACCOUNT),
-            "userPrincipalName" => text(&user.upn),
+            "userPrincipalName" => unless_empty(&user.upn),
             "mail" => optional(&user.mail),
             "proxyAddresses" => strings(&user.proxy_addresses),
             "userAccountControl" => number(i64::from(user.uac)),

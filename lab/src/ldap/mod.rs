@@ -4,10 +4,10 @@
 //! It serves plain LDAP with StartTLS and LDAPS with the lab's certificate. Anonymous
 //! clients can read the root DSE and nothing else. A simple bind accepts a UPN, a DN,
 //! `DOMAIN\user` or a sAMAccountName and fails with AD's diagnostics (`data 52e`, `533`,
-//! `773`). Searches evaluate full filters with AD's matching rules (bitwise AND and OR, and
-//! the in-chain rule over `member` and `memberOf`), return AD's attributes and binary
-//! encodings, page with the simple paged results control, and force range retrieval on
-//! attributes with more than MaxValRange values, which Samba does not do. Members of Domain
+//! `773`). Searches evaluate full filters with AD's matching rules: bitwise AND and OR, and
+//! the in-chain rule over `member` and `memberOf`. They return AD's attributes and binary
+//! encodings and page with the simple paged results control. Attributes with more than
+//! MaxValRange values come back in ranges, which Samba does not force. Members of Domain
 //! Admins can add, modify and delete users, groups, contacts and organizational units;
 //! passwords go through `unicodePwd` over an encrypted connection only.
 //!
@@ -41,9 +41,10 @@ use std::time::Duration;
 
 pub use server::spawn;
 
-/// AD's MaxPageSize: the most entries one page, or one search without paging, returns.
+/// AD's MaxPageSize: the maximum number of entries in one page, or in one search without
+/// paging.
 const MAX_PAGE_SIZE: usize = 1000;
-/// AD's MaxValRange: the most values of one attribute one answer returns.
+/// AD's MaxValRange: the maximum number of values of one attribute in one response.
 const MAX_VAL_RANGE: usize = 1500;
 /// AD's MaxReceiveBuffer: the largest request in bytes.
 const MAX_RECEIVE_BUFFER: usize = 10 * 1024 * 1024;

@@ -25,7 +25,7 @@ pub(super) fn decode_unicode_pwd(value: &[u8]) -> Option<String> {
 /// other letters. It must contain neither the sAMAccountName nor any display name token of
 /// three or more characters (split at `,.-_#`, tab and space), compared without case.
 ///
-/// See <https://learn.microsoft.com/previous-versions/windows/it-pro/windows-10/security/threat-protection/security-policy-settings/password-must-meet-complexity-requirements>.
+/// See <https://learn.microsoft.com/windows/win32/secmgmt/strong-password-enforcement-and-passfilt-dll>.
 pub(super) fn meets_complexity(password: &str, sam: &str, display_name: &str) -> bool {
     if password.chars().count() < MIN_PASSWORD_LENGTH {
         return false;

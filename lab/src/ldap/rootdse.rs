@@ -1,7 +1,7 @@
 //! The root DSE, which AD serves to anonymous clients: naming contexts, host names,
 //! supported controls, capabilities and policies.
 //!
-//! See <https://learn.microsoft.com/openspecs/windows_protocols/ms-adts/96f7b086-1ca2-4764-9400-80a9cbe8dd4d>
+//! See <https://learn.microsoft.com/openspecs/windows_protocols/ms-adts/96f7b086-1ca3-4764-9a08-33f8f7a543db>
 //! for the attributes AD publishes.
 
 use chrono::Utc;
@@ -108,6 +108,8 @@ fn attributes(directory: &Directory) -> Vec<(&'static str, Vec<String>)> {
             one(format!("CN=Aggregate,CN=Schema,{configuration}")),
         ),
         ("dsServiceName", one(format!("CN=NTDS Settings,{server}"))),
+        // TODO: the configuration and schema partitions listed here are not served, so
+        // searches below them get noSuchObject.
         (
             "namingContexts",
             vec![

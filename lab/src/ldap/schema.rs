@@ -1,8 +1,7 @@
 //! The slice of AD's schema that the lab serves: attribute names in their canonical spelling
 //! (`ldapDisplayName`), how their values compare, and which ones clients may write.
 //!
-//! See <https://learn.microsoft.com/windows/win32/adschema/attributes-all> for the full
-//! schema.
+//! MS-ADA1, MS-ADA2 and MS-ADA3 define the full schema.
 
 /// The comparison rule of an attribute's values in filters and sorting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -337,7 +337,7 @@ fn fault_failure(fault: &FaultKind) -> Failure {
     }
 }
 
-/// Runs a request and returns its answer.
+/// Runs a request and returns its response messages.
 fn execute(
     state: &LabState,
     session: &mut Session,
@@ -431,7 +431,8 @@ fn execute(
     }
 }
 
-/// AD's answer to "Who am I?": `u:DOMAIN\user`, or nothing for an anonymous connection.
+/// Builds AD's response to "Who am I?": `u:DOMAIN\user`, or nothing for an anonymous
+/// connection.
 fn who_am_i(state: &LabState, session: &Session) -> String {
     let Some(principal) = &session.principal else {
         return String::new();

@@ -39,7 +39,7 @@ pub(super) struct PagedSearch {
 /// The state of one LDAP connection.
 #[derive(Debug)]
 pub(super) struct Session {
-    /// Lab-wide connection number, for logs.
+    /// Number of the connection among the LDAP server's connections, for logs.
     pub id: u64,
     /// The client's address.
     pub peer: SocketAddr,
