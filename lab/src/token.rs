@@ -2,11 +2,11 @@
 //! grant, and the discovery documents that let anyone verify the tokens it issues.
 //!
 //! A client proves itself with a client secret (in the form, or as HTTP Basic credentials) or
-//! with a client assertion: a JWT signed (RS256 or PS256) with the key of a certificate
-//! registered on the application, named by its `x5t` (SHA-1) or `x5t#S256` thumbprint header,
-//! whose `aud` is this endpoint (the v1 form `/{tenant}/oauth2/token` is accepted too), whose
-//! `iss` and `sub` are the client ID, and that is inside its `nbf`..`exp` window give or take
-//! [`CLOCK_SKEW`]. See
+//! with a client assertion. The assertion is a JWT signed (RS256 or PS256) with the key of a
+//! certificate registered on the application, which its `x5t` (SHA-1) or `x5t#S256` header
+//! names by thumbprint. Its `aud` must be this endpoint (the v1 form `/{tenant}/oauth2/token`
+//! is accepted too), its `iss` and `sub` the client ID, and the clock must be inside its
+//! `nbf`..`exp` window give or take [`CLOCK_SKEW`]. See
 //! <https://learn.microsoft.com/entra/identity-platform/certificate-credentials>.
 //!
 //! Refusals carry Entra's error shape (`error`, `error_description` starting with
@@ -72,7 +72,7 @@ pub struct TokenError {
     pub error: &'static str,
     /// The AADSTS number.
     pub code: u32,
-    /// What went wrong, without the `AADSTSnnnnn:` prefix.
+    /// Description of the failure, without the `AADSTSnnnnn:` prefix.
     pub description: String,
 }
 
@@ -319,7 +319,7 @@ fn error_response(state: &LabState, error: &TokenError, correlation_id: Uuid) ->
     response
 }
 
-/// Renders an injected fault as Entra answers overload and failure.
+/// Renders an injected fault in the shape Entra uses for overload and failure.
 fn render_fault(state: &LabState, fault: &FaultKind, correlation_id: Uuid) -> Response {
     let with_retry_after = |status: StatusCode, code: u32, seconds: u64| {
         let error = TokenError {
@@ -369,7 +369,7 @@ fn render_fault(state: &LabState, fault: &FaultKind, correlation_id: Uuid) -> Re
     }
 }
 
-/// Whether `tenant` (an ID or a verified domain) names this lab's tenant.
+/// Checks whether `tenant` (an ID or a verified domain) names this lab's tenant.
 fn is_our_tenant(world: &World, tenant: &str) -> bool {
     Uuid::parse_str(tenant).is_ok_and(|id| id == world.tenant.id)
         || tenant.eq_ignore_ascii_case(&world.tenant.initial_domain)
@@ -509,8 +509,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The `aud` values an assertion may carry: the v2 and v1 token URLs of this authority, with
-/// the tenant as the request named it, as its ID or as its initial domain.
+/// Lists the `aud` values an assertion may carry: the v2 and v1 token URLs of this authority,
+/// with the tenant as the request named it, as its ID or as its initial domain.
 fn accepted_audiences(state: &LabState, world: &World, tenant: &str) -> Vec<String> {
     let authority = state
         .endpoints()
@@ -662,8 +662,8 @@ fn check_assertion(
         ));
     }
     if !iss.eq_ignore_ascii_case(&client_id) {
-        // NOTE: AADSTS700021 is the code Entra sends for this case in answers seen in the
-        // wild; the published code list does not include it.
+        // NOTE: AADSTS700021 is the code Entra sends for this case in responses seen in
+        // public bug reports, but the published code list does not include it.
         return Err(TokenError::new(
             "invalid_client",
             700_021,
@@ -713,8 +713,8 @@ fn audience_matches(aud: &str, accepted: &[String]) -> bool {
     accepted.iter().any(|a| a.eq_ignore_ascii_case(aud))
 }
 
-/// The key credential whose thumbprint (`select`ed hash) the header names; thumbprints are
-/// base64url as the JWS specification says, standard base64 and hex are accepted too.
+/// Finds the key credential whose thumbprint (`select`ed hash) the header names. The JWS
+/// specification makes thumbprints base64url, and standard base64 and hex are accepted too.
 fn find_key<'a>(
     application: &'a Application,
     thumbprint: &str,
@@ -741,7 +741,7 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
-/// The RSA modulus and exponent of a DER certificate, without leading zero bytes.
+/// Extracts the RSA modulus and exponent of a DER certificate, without leading zero bytes.
 fn rsa_components(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
     rsa_components_of(certificate.public_key())
@@ -767,7 +767,7 @@ fn decoding_key(der: &[u8]) -> Option<DecodingKey> {
     Some(DecodingKey::from_rsa_raw_components(&modulus, &exponent))
 }
 
-/// The resource a client credentials `scope` names.
+/// Finds the resource that a client credentials `scope` names.
 fn resource_of(scope: &str, world: &World) -> Result<Resource, TokenError> {
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     if scopes.len() != 1 {
@@ -817,9 +817,9 @@ async fn openid_configuration(
             .as_str()
             .trim_end_matches('/');
         let tenant_id = state.read().tenant.id;
-        // NOTE: `issuer` is the issuer of the tokens the lab signs (the v1 form, as Entra uses
-        // for tokens of Graph and Exchange Online), so that a validator that reads it accepts
-        // them; Entra's own v2.0 document names the v2 issuer.
+        // NOTE: `issuer` is the issuer of the tokens the lab signs, the v1 form that Entra uses
+        // for tokens of Graph and Exchange Online, so that a validator reading it accepts
+        // them. Entra's own v2.0 document names the v2 issuer instead.
         axum::Json(serde_json::json!({
             "issuer": state.tokens.issuer(),
             "token_endpoint": format!("{authority}/{tenant_id}/oauth2/v2.0/token"),
@@ -872,7 +872,7 @@ fn record_discovery(state: &LabState, operation: &str, response: &Response, star
     );
 }
 
-/// The token signing key as a JSON Web Key.
+/// Renders the token signing key as a JSON Web Key.
 fn jwk(state: &LabState) -> Option<serde_json::Value> {
     let pem = state.tokens.public_key_pem();
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();

@@ -65,7 +65,7 @@ fn graph_code(body: &Value) -> &str {
     body["error"]["code"].as_str().expect("error code")
 }
 
-/// A Graph token with an extra application permission granted to `key` first.
+/// Grants `key` an extra Graph application permission, then gets a token for it.
 async fn token_with_role(lab: &Lab, key: &str, role: &str) -> String {
     {
         let mut world = lab.state().write();
@@ -752,6 +752,14 @@ async fn cloud_mail_is_listed_created_and_deleted() {
     .await;
     assert_eq!(status, 201, "{sent}");
     assert_eq!(sent["isDraft"], false);
+    assert_eq!(sent["body"]["contentType"], "html");
+    assert!(
+        sent["body"]["content"]
+            .as_str()
+            .expect("content")
+            .contains("<p>Signature</p>"),
+        "{sent}"
+    );
     assert_eq!(sent["internetMessageId"], "<processed-1@lab.example>");
     let (_, _, draft) = call(
         &lab,
@@ -979,4 +987,35 @@ async fn unknown_segment_is_a_bad_request() {
     let (status, body) = get(&lab, &token, "contacts").await;
     assert_eq!(status, 400);
     assert_eq!(graph_code(&body), "BadRequest");
+}
+
+#[tokio::test]
+async fn owned_by_permission_reaches_only_its_own_application() {
+    let lab = common::start().await;
+    let token = token_with_role(&lab, "no-rights", "Application.ReadWrite.OwnedBy").await;
+    let own = common::client_id(&lab, "no-rights");
+    let (status, body) = get(&lab, &token, &format!("applications(appId='{own}')")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, list) = get(&lab, &token, "applications").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        list["value"].as_array().expect("value").len(),
+        1,
+        "only its own application"
+    );
+
+    let other = common::client_id(&lab, "provisioner");
+    let (status, body) = get(&lab, &token, &format!("applications(appId='{other}')")).await;
+    assert_eq!(status, 403);
+    assert_eq!(graph_code(&body), "Authorization_RequestDenied");
+    let (status, _, body) = call(
+        &lab,
+        &token,
+        reqwest::Method::POST,
+        "applications",
+        Some(json!({"displayName": "Not allowed"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert_eq!(graph_code(&body), "Authorization_RequestDenied");
 }

@@ -1,6 +1,6 @@
-//! App role assignments: what a resource service principal granted (`appRoleAssignedTo`) and
-//! what a client principal holds (`appRoleAssignments`); granting and revoking one is admin
-//! consent to an application permission.
+//! App role assignments: the roles a resource service principal granted
+//! (`appRoleAssignedTo`) and the roles a client principal was granted (`appRoleAssignments`).
+//! Granting and revoking one is admin consent to an application permission.
 //!
 //! See <https://learn.microsoft.com/graph/api/resources/approleassignment>.
 
@@ -200,7 +200,7 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// An ID in the shape of Graph's assignment IDs: base64url of 32 random bytes.
+/// Generates an ID in the shape of Graph's assignment IDs: base64url of 32 random bytes.
 fn opaque_id() -> String {
     use base64::Engine;
     let bytes: [u8; 32] = rand::random();

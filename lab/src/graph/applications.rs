@@ -31,7 +31,7 @@ pub const MIN_KEY_BITS: usize = 2048;
 /// treats every application as the owner of itself.
 const OWNED_BY: &str = "Application.ReadWrite.OwnedBy";
 
-/// The JSON form of an application, without secrets or private keys.
+/// Renders the JSON form of an application, without secrets or private keys.
 pub(super) fn to_json(app: &Application) -> Value {
     let keys: Vec<Value> = app
         .key_credentials
@@ -69,7 +69,7 @@ pub(super) fn to_json(app: &Application) -> Value {
     })
 }
 
-/// A password credential; `secretText` only in the `addPassword` answer.
+/// Renders a password credential, with `secretText` only for the `addPassword` response.
 fn password_json(p: &PasswordCredential, with_secret: bool) -> Value {
     json!({
         "customKeyIdentifier": null,
@@ -94,7 +94,7 @@ fn is_own(caller: &Caller, app: &Application) -> bool {
     caller.has_any(&[OWNED_BY]) && caller.app_id.eq_ignore_ascii_case(&app.app_id.to_string())
 }
 
-/// The position of a replicated application by object ID, or 404.
+/// Finds the position of a replicated application by object ID, or returns 404.
 fn find(lab: &LabState, world: &World, id: &str) -> Result<usize, GraphError> {
     let object_id = parse_object_id(id)?;
     world
@@ -309,7 +309,7 @@ pub(super) async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// `POST /applications/{id}/addPassword`: the only answer that ever carries `secretText`.
+/// `POST /applications/{id}/addPassword`, the only response that ever carries `secretText`.
 pub(super) async fn add_password(
     State(shared): State<Shared>,
     Extension(caller): Extension<Caller>,
@@ -448,8 +448,8 @@ pub(super) fn parse_key_credentials(
         })?;
         let certificate = inspect_certificate(&der)?;
         if certificate.rsa_bits < MIN_KEY_BITS {
-            // TODO-correctness: the code and wording of Graph's answer for a short key were not
-            // checked against a real tenant; the status (400) and the refusal are what matter.
+            // TODO-correctness: the code and message Graph returns for a short key were not
+            // checked against a real tenant. The status (400) and the rejection are.
             return Err(GraphError::for_directory_bad_request(format!(
                 "Key credential key size is invalid: the certificate has a {}-bit RSA key and at least {MIN_KEY_BITS} bits are required.",
                 certificate.rsa_bits
@@ -480,7 +480,7 @@ pub(super) fn parse_key_credentials(
     Ok(credentials)
 }
 
-/// What the lab reads from an uploaded certificate.
+/// Facts the lab reads from an uploaded certificate.
 struct CertificateFacts {
     subject: String,
     rsa_bits: usize,
@@ -515,7 +515,7 @@ fn inspect_certificate(der: &[u8]) -> Result<CertificateFacts, GraphError> {
     })
 }
 
-/// The size of an RSA modulus in bits, ignoring leading zero bytes of its DER integer.
+/// Counts the bits of an RSA modulus, ignoring leading zero bytes of its DER integer.
 pub(crate) fn rsa_modulus_bits(modulus: &[u8]) -> usize {
     let trimmed: &[u8] = match modulus.iter().position(|b| *b != 0) {
         Some(first) => &modulus[first..],

@@ -1,4 +1,4 @@
-//! Graph's error answers: `{"error": {"code", "message", "innerError": {...}}}` with the
+//! Graph's error responses: `{"error": {"code", "message", "innerError": {...}}}` with the
 //! status Graph uses for each code.
 //!
 //! Handlers return a [`GraphError`]; the request layer in `mod.rs` turns it into the body,
@@ -8,7 +8,7 @@
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-/// An error answer of Graph.
+/// An error response of Graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GraphError {
     /// HTTP status.
@@ -20,7 +20,7 @@ pub struct GraphError {
 }
 
 impl GraphError {
-    /// An error with any status, code and message.
+    /// Creates an error with any status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -29,7 +29,7 @@ impl GraphError {
         }
     }
 
-    /// 404 `Request_ResourceNotFound`, Graph's answer for a directory object that does not
+    /// 404 `Request_ResourceNotFound`, Graph's response for a directory object that does not
     /// exist (or has not replicated yet).
     pub fn for_directory_object_not_found(id: &str) -> Self {
         Self::new(

@@ -37,7 +37,7 @@ fn is_synchronized(group: &Group) -> bool {
     group.rid >= FIRST_ORDINARY_RID
 }
 
-/// The JSON form of a group.
+/// Renders the JSON form of a group.
 fn to_json(world: &World, group: &Group) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.group",
@@ -184,8 +184,8 @@ async fn members(
     )
 }
 
-/// The transitive members of `group` in breadth-first order, each once, without built-in
-/// groups, filtered when the request has a `$filter`.
+/// Lists the transitive members of `group` in breadth-first order, each once, without
+/// built-in groups, filtered when the request has a `$filter`.
 fn member_ids(world: &World, group: Uuid, users_only: bool, options: &QueryOptions) -> Vec<Uuid> {
     let directory = &world.directory;
     directory

@@ -4,7 +4,7 @@
 //!
 //! Items live in the same store that EWS serves (`world.exchange.mailboxes`), so a message
 //! created here is visible over EWS and the other way round. A message ID encodes the owner's
-//! object ID and the store's item number. Only cloud mailboxes are reachable; Graph answers
+//! object ID and the store's item number. Only cloud mailboxes are reachable, and Graph returns
 //! `MailboxNotEnabledForRESTAPI` for a mailbox on the on-premises server.
 //!
 //! A message created without `PR_MESSAGE_FLAGS` (`Integer 0x0E07`) is a draft, as Exchange
@@ -85,7 +85,7 @@ pub fn decode_message_id(id: &str) -> Option<(Uuid, u64)> {
     Some((owner, item))
 }
 
-/// The object ID of the cloud mailbox a path's user segment names.
+/// Finds the object ID of the cloud mailbox that a path's user segment names.
 fn mailbox_owner(world: &World, user: &str) -> Result<Uuid, GraphError> {
     let found = users::resolve(world, user).or_else(|| world.directory.user_by_address(user));
     let Some(found) = found else {
@@ -104,7 +104,7 @@ fn folder_of(name: &str) -> Result<WellKnownFolder, GraphError> {
         .ok_or_else(GraphError::for_malformed_id)
 }
 
-/// The owner and item number of a message ID that belongs to `owner`'s mailbox.
+/// Decodes the item number of a message ID that belongs to `owner`'s mailbox.
 fn item_number(owner: Uuid, id: &str) -> Result<u64, GraphError> {
     match decode_message_id(id) {
         Some((id_owner, number)) if id_owner == owner => Ok(number),
@@ -179,7 +179,7 @@ fn canonicalize(text: &str) -> String {
         .unwrap_or_else(|| text.to_string())
 }
 
-/// Every extended property of an item, the ones kept in its own fields included.
+/// Lists every extended property of an item, the ones kept in its own fields included.
 fn item_properties(item: &Item) -> Vec<ExtendedProperty> {
     let tagged = |tag: u16, prop_type: &str, value: String| ExtendedProperty {
         tag: Some(tag),
@@ -203,8 +203,8 @@ fn item_properties(item: &Item) -> Vec<ExtendedProperty> {
     properties
 }
 
-/// What `$expand=singleValueExtendedProperties($filter=...)` asks for: `None` for no
-/// expansion, `Some(None)` for every property.
+/// Parses `$expand=singleValueExtendedProperties($filter=...)`: `None` for no expansion,
+/// `Some(None)` for every property.
 fn parse_expand(expand: Option<&str>) -> Result<Option<Option<Filter>>, GraphError> {
     let Some(expand) = expand else {
         return Ok(None);
@@ -248,7 +248,7 @@ fn address_json(text: &str, name: Option<&str>) -> Value {
     json!({ "emailAddress": { "name": name.unwrap_or(text), "address": text } })
 }
 
-/// The JSON form of an item, with the extended properties `expand` selects.
+/// Renders the JSON form of an item, with the extended properties that `expand` selects.
 fn to_json(
     owner: Uuid,
     folder: WellKnownFolder,
@@ -256,20 +256,24 @@ fn to_json(
     expand: &Option<Option<Filter>>,
 ) -> Value {
     let parsed = MessageParser::default().parse(&item.mime);
+    // Graph returns the HTML body when the message has one, else the plain text.
     let (content_type, content, has_attachments) = match &parsed {
-        Some(message) => match message.body_html(0) {
-            Some(html) if message.html_body_count() > 0 && message.text_body_count() == 0 => {
-                ("html", html.into_owned(), message.attachment_count() > 0)
-            }
-            _ => (
-                "text",
-                message
-                    .body_text(0)
-                    .map(|t| t.into_owned())
-                    .unwrap_or_default(),
-                message.attachment_count() > 0,
-            ),
-        },
+        Some(message) if message.html_part(0).is_some_and(|p| p.is_text_html()) => (
+            "html",
+            message
+                .body_html(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            message.attachment_count() > 0,
+        ),
+        Some(message) => (
+            "text",
+            message
+                .body_text(0)
+                .map(|t| t.into_owned())
+                .unwrap_or_default(),
+            message.attachment_count() > 0,
+        ),
         None => ("text", String::new(), false),
     };
     let preview_source = parsed

@@ -1,11 +1,12 @@
 //! Microsoft Graph v1.0, the routes the controller uses.
 //!
-//! Every route goes through one request layer ([`handle_request`]) that, in order: names the
+//! Every route goes through one request layer ([`handle_request`]). In order, it names the
 //! operation after its route template (`POST /applications`), applies the fault rules for
-//! [`Service::Graph`], checks the bearer token for [`Resource::Graph`], runs the handler, turns
-//! a [`GraphError`] into Graph's error body with the `request-id` and `client-request-id` it
-//! also sends as headers, and counts the request in the journal. Handlers check the
-//! application permissions (`roles`) each operation needs through [`Caller`].
+//! [`Service::Graph`], checks the bearer token for [`Resource::Graph`] and runs the handler.
+//! Then it turns a [`GraphError`] into Graph's error body with the `request-id` and
+//! `client-request-id` that it also sends as headers, and counts the request in the journal.
+//! Handlers check the application permissions (`roles`) each operation needs through
+//! [`Caller`].
 //!
 //! Resources live in one module each; `odata.rs` holds the query options and paging that all
 //! collections share.
@@ -38,7 +39,7 @@ use crate::faults::{FaultKind, Service};
 use crate::serve::DropConnection;
 pub use errors::{GraphError, GraphResult};
 
-/// What every Graph handler shares: the lab and the paging snapshots.
+/// State shared by every Graph handler: the lab and the paging snapshots.
 #[derive(Debug)]
 pub struct GraphState {
     /// The lab.
@@ -157,7 +158,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Whether the token carries any of `roles`.
+    /// Checks whether the token carries any of `roles`.
     pub fn has_any(&self, roles: &[&str]) -> bool {
         self.roles
             .iter()
@@ -201,7 +202,8 @@ fn operation_name(method: &http::Method, template: &str, path: &str) -> String {
     format!("{method} {template}")
 }
 
-/// The request layer every Graph route runs in; see the module documentation.
+/// Runs one Graph request through faults, authentication, the handler and the journal, as
+/// the module documentation describes.
 async fn handle_request(
     State(shared): State<Shared>,
     matched: MatchedPath,
@@ -219,7 +221,7 @@ async fn handle_request(
         .map(str::to_string)
         .unwrap_or_else(|| request_id.clone());
 
-    // 1. Faults: latency first, then the fault in Graph's shape instead of the answer.
+    // 1. Faults: latency first, then the fault in Graph's shape instead of the response.
     let decision = lab.faults.decide(Service::Graph, &operation);
     if let Some(latency) = decision.latency {
         tokio::time::sleep(latency).await;
@@ -237,7 +239,7 @@ async fn handle_request(
         },
     };
 
-    // 2. Error bodies and the IDs every answer carries.
+    // 2. Error bodies and the IDs every response carries.
     let now = Utc::now();
     if let Some(error) = response.extensions_mut().remove::<GraphError>() {
         let body = errors::error_body(
@@ -305,7 +307,7 @@ fn insert_ids(
     }
 }
 
-/// Renders an injected fault as Graph answers it.
+/// Renders an injected fault in Graph's shape.
 fn render_fault(fault: &FaultKind) -> Response {
     let with_retry_after = |error: GraphError, seconds: u64| {
         let mut response = error.into_response();
@@ -443,8 +445,8 @@ fn parse_alternate_key(segment: &str) -> Option<(&str, String)> {
     Some((entity, value))
 }
 
-/// Whether an object created at `created` is still invisible because of the replication
-/// delay.
+/// Checks whether an object created at `created` is still invisible because of the
+/// replication delay.
 pub(crate) fn is_replicating(lab: &LabState, created: DateTime<Utc>) -> bool {
     let delay = lab.faults.replication_delay();
     if delay.is_zero() {
@@ -454,7 +456,7 @@ pub(crate) fn is_replicating(lab: &LabState, created: DateTime<Utc>) -> bool {
     age.to_std().unwrap_or(Duration::ZERO) < delay
 }
 
-/// A collection answer: `@odata.context`, `value` and `@odata.nextLink` when there is more.
+/// Renders a collection: `@odata.context`, `value` and `@odata.nextLink` when there is more.
 pub(crate) fn collection(
     lab: &LabState,
     context: &str,
@@ -473,7 +475,7 @@ pub(crate) fn collection(
     axum::Json(serde_json::Value::Object(body)).into_response()
 }
 
-/// A single-entity answer with its `@odata.context`.
+/// Renders a single entity with its `@odata.context`.
 pub(crate) fn entity(
     lab: &LabState,
     context: &str,
@@ -493,9 +495,9 @@ pub(crate) fn entity(
 
 /// Answers one page of a directory collection.
 ///
-/// `ids` lists the IDs that pass the filter, in the collection's order, and runs only for the
-/// first page (later pages read the snapshot their skip token names); `render` builds the
-/// full JSON of one object, or `None` when it no longer exists.
+/// `ids` lists the IDs that pass the filter, in the collection's order. It runs only for the
+/// first page, because later pages read the snapshot that their skip token names. `render`
+/// builds the full JSON of one object, or `None` when the object no longer exists.
 pub(crate) fn list_directory(
     shared: &GraphState,
     uri: &OriginalUri,
@@ -518,7 +520,7 @@ pub(crate) fn list_directory(
     Ok(collection(lab, context, items, next))
 }
 
-/// The absolute `@odata.nextLink` for the same request with another `$skiptoken`.
+/// Builds the absolute `@odata.nextLink` for the same request with another `$skiptoken`.
 pub(crate) fn next_link(lab: &LabState, uri: &OriginalUri, skip_token: &str) -> String {
     let query = odata::with_query_option(uri.query(), "$skiptoken", skip_token);
     let path = uri.path().trim_start_matches('/');

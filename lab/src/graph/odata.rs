@@ -67,7 +67,8 @@ impl QueryOptions {
         Ok(options)
     }
 
-    /// The page size for a directory collection: `$top` within 1..=999, 100 by default.
+    /// Computes the page size for a directory collection: `$top` within 1..=999, 100 by
+    /// default.
     pub fn directory_page_size(&self) -> Result<usize, GraphError> {
         match self.top {
             None => Ok(DEFAULT_PAGE_SIZE),
@@ -78,7 +79,7 @@ impl QueryOptions {
         }
     }
 
-    /// Whether `item` passes `$filter` (every item passes without one).
+    /// Checks whether `item` passes `$filter` (every item passes without one).
     pub fn matches(&self, item: &Value) -> bool {
         self.filter.as_ref().is_none_or(|f| f.matches(item))
     }
@@ -433,7 +434,7 @@ impl Filter {
         Ok(filter)
     }
 
-    /// Whether `item` satisfies the expression.
+    /// Checks whether `item` satisfies the expression.
     pub fn matches(&self, item: &Value) -> bool {
         self.evaluate(item, &HashMap::new())
     }
@@ -495,8 +496,8 @@ impl Filter {
         }
     }
 
-    /// The string that the expression requires property `name` to equal, when it is a plain
-    /// `name eq 'value'` (used to answer common filters from an index).
+    /// Returns the string that property `name` must equal when the expression is a plain
+    /// `name eq 'value'`, so that callers can serve common filters from an index.
     pub fn equality_on(&self, name: &str) -> Option<&str> {
         match self {
             Filter::Compare {
@@ -571,7 +572,7 @@ impl Cursors {
         number
     }
 
-    /// The snapshot with this number, while it is kept.
+    /// Looks up the snapshot with this number, while it is kept.
     pub fn get(&self, number: u64) -> Option<Arc<Vec<Uuid>>> {
         self.snapshots
             .lock()
@@ -592,7 +593,7 @@ pub struct SkipToken {
 }
 
 impl SkipToken {
-    /// The opaque text form.
+    /// Encodes the opaque text form.
     pub fn encode(self) -> String {
         URL_SAFE_NO_PAD.encode(format!("lab1:{:x}:{}", self.snapshot, self.offset))
     }
@@ -627,8 +628,8 @@ pub struct Page {
     pub next: Option<SkipToken>,
 }
 
-/// Takes the page that `options` asks for from the IDs `list` builds, snapshotting the list on
-/// the first page and reusing the snapshot for the pages after it.
+/// Takes the page that `options` requests from the IDs that `list` builds. The first page
+/// stores the list as a snapshot, and the pages after it reuse that snapshot.
 pub fn page_of(
     cursors: &Cursors,
     options: &QueryOptions,

@@ -22,7 +22,7 @@ use crate::{LabState, World};
 /// The tenant that owns Microsoft's first-party applications.
 const MICROSOFT_TENANT_ID: &str = "f8cdef31-a31e-4b4a-93e4-5f571e91255a";
 
-/// The JSON form of a service principal.
+/// Renders the JSON form of a service principal.
 pub(super) fn to_json(world: &World, principal: &ServicePrincipal) -> Value {
     let app_id = principal.app_id.to_string();
     let first_party = app_id == GRAPH_APP_ID || app_id == EXCHANGE_ONLINE_APP_ID;
@@ -60,7 +60,7 @@ pub(super) fn to_json(world: &World, principal: &ServicePrincipal) -> Value {
     })
 }
 
-/// The replicated service principal with this object ID, or 404.
+/// Finds the replicated service principal with this object ID, or returns 404.
 pub(super) fn find<'w>(
     lab: &LabState,
     world: &'w World,

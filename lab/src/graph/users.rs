@@ -38,7 +38,7 @@ const DEFAULT_PROPERTIES: &[&str] = &[
     "id",
 ];
 
-/// The JSON form of a user with every property the lab models.
+/// Renders the JSON form of a user with every property the lab models.
 pub(super) fn to_json(world: &World, user: &User) -> Value {
     json!({
         "@odata.type": "#microsoft.graph.user",
@@ -67,8 +67,8 @@ pub(super) fn to_json(world: &World, user: &User) -> Value {
     })
 }
 
-/// Applies `$select`, or Graph's default property set without one; `@odata.type` is kept
-/// only when `typed` (members of a group are typed, plain user reads are not).
+/// Applies `$select`, or Graph's default property set without one. `@odata.type` is kept
+/// only when `typed`, because Graph types the members of a group but not a plain user read.
 pub(super) fn shape(options: &QueryOptions, item: Value, typed: bool) -> Value {
     let mut projected = match &options.select {
         Some(_) => options.project(item),
@@ -83,7 +83,7 @@ pub(super) fn shape(options: &QueryOptions, item: Value, typed: bool) -> Value {
     projected
 }
 
-/// The user an ID or UPN in a path names.
+/// Finds the user that an ID or UPN in a path names.
 pub(super) fn resolve<'w>(world: &'w World, id_or_upn: &str) -> Option<&'w User> {
     match Uuid::parse_str(id_or_upn) {
         Ok(id) => world.directory.users.get(&id),
@@ -132,8 +132,8 @@ pub(super) async fn list(
     )
 }
 
-/// The users that pass the filter, in a stable order (by UPN). Plain `mail eq` and
-/// `userPrincipalName eq` filters are answered from the directory's indexes.
+/// Lists the users that pass the filter, in a stable order (by UPN). Plain `mail eq` and
+/// `userPrincipalName eq` filters are served from the directory's indexes.
 fn matching_users(world: &World, options: &QueryOptions) -> Vec<Uuid> {
     let directory = &world.directory;
     if let Some(filter) = &options.filter {

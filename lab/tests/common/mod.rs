@@ -18,7 +18,7 @@ pub async fn start() -> Lab {
         .expect("lab starts")
 }
 
-/// A client that trusts the lab's CA.
+/// Builds a client that trusts the lab's CA.
 pub fn client(lab: &Lab) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(lab.ca_pem().as_bytes()).expect("lab CA parses");
     reqwest::Client::builder()
@@ -27,12 +27,12 @@ pub fn client(lab: &Lab) -> reqwest::Client {
         .expect("client builds")
 }
 
-/// The tenant ID of the default organization.
+/// Returns the tenant ID of the default organization.
 pub fn tenant(lab: &Lab) -> String {
     lab.state().read().tenant.id.to_string()
 }
 
-/// The v2 token endpoint URL.
+/// Builds the v2 token endpoint URL.
 pub fn token_url(lab: &Lab) -> String {
     format!(
         "{}{}/oauth2/v2.0/token",
@@ -41,7 +41,7 @@ pub fn token_url(lab: &Lab) -> String {
     )
 }
 
-/// A Graph v1.0 URL below the lab's Graph root.
+/// Builds a Graph v1.0 URL below the lab's Graph root.
 pub fn graph_url(lab: &Lab, path: &str) -> String {
     format!(
         "{}v1.0/{}",
@@ -95,8 +95,8 @@ pub async fn secret_token(lab: &Lab, key: &str) -> String {
         .to_string()
 }
 
-/// The private key PEM and the certificate DER of a PEM file the lab wrote (key, then
-/// certificate).
+/// Splits a PEM file the lab wrote (key, then certificate) into the private key PEM and the
+/// certificate DER.
 pub fn split_pem(pem: &str) -> (String, Vec<u8>) {
     let key_end = pem
         .find("-----END PRIVATE KEY-----")
@@ -107,7 +107,7 @@ pub fn split_pem(pem: &str) -> (String, Vec<u8>) {
     (key, certificate)
 }
 
-/// The DER of the first PEM block with `label`.
+/// Decodes the first PEM block with `label`.
 pub fn pem_der(pem: &str, label: &str) -> Vec<u8> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
