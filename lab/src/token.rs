@@ -13,7 +13,7 @@
 //! `AADSTSnnnnn:`, `error_codes`, `timestamp`, `trace_id`, `correlation_id`, `error_uri`).
 //! The codes come from Entra's published list,
 //! <https://learn.microsoft.com/entra/identity-platform/reference-error-codes>, except where a
-//! variant below says otherwise.
+//! comment at the variant names another source.
 //!
 //! An application or service principal younger than the lab's replication delay is unknown
 //! here, as a new registration is in Entra ID for a while.

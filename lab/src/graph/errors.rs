@@ -1,9 +1,9 @@
 //! Graph's error responses: `{"error": {"code", "message", "innerError": {...}}}` with the
 //! status Graph uses for each code.
 //!
-//! Handlers return a [`GraphError`]; the request layer in `mod.rs` turns it into the body,
-//! because only that layer knows the `request-id` and `client-request-id` that `innerError`
-//! carries. See <https://learn.microsoft.com/graph/errors>.
+//! Handlers return a [`GraphError`], and the request layer in `mod.rs` turns it into the
+//! body, because only that layer has the `request-id` and `client-request-id` that
+//! `innerError` carries. See <https://learn.microsoft.com/graph/errors>.
 
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -70,7 +70,7 @@ impl GraphError {
         )
     }
 
-    /// 403 `ErrorAccessDenied`, Exchange's answer when the token lacks the mail permission.
+    /// 403 `ErrorAccessDenied`, Exchange's response when the token lacks the mail permission.
     pub fn for_mail_denied() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
@@ -121,7 +121,7 @@ impl GraphError {
         Self::for_bad_request(format!("Resource not found for the segment '{segment}'."))
     }
 
-    /// 429 `TooManyRequests`, Graph's throttling answer; `Retry-After` is added by the caller.
+    /// 429 `TooManyRequests`, Graph's throttling response. The caller adds `Retry-After`.
     pub fn for_throttled() -> Self {
         Self::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -168,8 +168,8 @@ impl std::fmt::Display for GraphError {
 
 impl std::error::Error for GraphError {}
 
-/// The answer a handler hands to the request layer: the status now, the body once the layer
-/// adds the request IDs.
+/// Converts the error into the status now and the body later, once the request layer adds
+/// the request IDs.
 impl IntoResponse for GraphError {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();

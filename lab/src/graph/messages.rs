@@ -8,7 +8,7 @@
 //! `MailboxNotEnabledForRESTAPI` for a mailbox on the on-premises server.
 //!
 //! A message created without `PR_MESSAGE_FLAGS` (`Integer 0x0E07`) is a draft, as Exchange
-//! makes it; the unsent bit cannot change after the first save (MS-OXCMSG), so a later update
+//! makes it. The unsent bit cannot change after the first save (MS-OXCMSG), so a later update
 //! of that property only changes the read bit. See
 //! <https://learn.microsoft.com/graph/api/resources/message> and
 //! <https://learn.microsoft.com/graph/api/resources/singlevaluelegacyextendedproperty>.

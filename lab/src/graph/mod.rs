@@ -8,8 +8,8 @@
 //! Handlers check the application permissions (`roles`) each operation needs through
 //! [`Caller`].
 //!
-//! Resources live in one module each; `odata.rs` holds the query options and paging that all
-//! collections share.
+//! Resources live in one module each, and `odata.rs` contains the query options and paging
+//! that all collections share.
 
 mod app_role_assignments;
 mod applications;
@@ -241,7 +241,9 @@ async fn handle_request(
 
     // 2. Error bodies and the IDs every response carries.
     let now = Utc::now();
+    let mut error_code = None;
     if let Some(error) = response.extensions_mut().remove::<GraphError>() {
+        error_code = Some(error.code);
         let body = errors::error_body(
             &error,
             &request_id,
@@ -285,6 +287,7 @@ async fn handle_request(
         latency_ms = elapsed.as_millis() as u64,
         request_id = %request_id,
         actor = actor.as_deref().unwrap_or("-"),
+        error_code = error_code.unwrap_or("-"),
         "graph request"
     );
     response
@@ -376,7 +379,7 @@ fn authenticate(lab: &LabState, headers: &HeaderMap) -> Result<Caller, GraphErro
     })
 }
 
-/// Answers a path that no route matches, as Graph does for an unknown segment.
+/// Rejects a path that no route matches, as Graph does for an unknown segment.
 async fn unknown_route(State(shared): State<Shared>, request: Request) -> Response {
     let started = Instant::now();
     let path = request.uri().path().to_string();
@@ -493,7 +496,7 @@ pub(crate) fn entity(
     (status, axum::Json(serde_json::Value::Object(body))).into_response()
 }
 
-/// Answers one page of a directory collection.
+/// Renders one page of a directory collection.
 ///
 /// `ids` lists the IDs that pass the filter, in the collection's order. It runs only for the
 /// first page, because later pages read the snapshot that their skip token names. `render`
@@ -527,7 +530,7 @@ pub(crate) fn next_link(lab: &LabState, uri: &OriginalUri, skip_token: &str) -> 
     format!("{}{path}?{query}", lab.endpoints().graph)
 }
 
-/// Reads a JSON body, answering 400 `BadRequest` for anything else.
+/// Reads a JSON body, returning 400 `BadRequest` for anything else.
 pub(crate) fn parse_json(body: &[u8]) -> Result<serde_json::Value, GraphError> {
     if body.is_empty() {
         return Ok(serde_json::Value::Object(serde_json::Map::new()));
