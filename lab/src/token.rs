@@ -54,7 +54,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer
 /// Builds the token endpoint's router.
 pub fn router(state: Arc<LabState>) -> Router {
     Router::new()
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/token", post(token).get(token_by_get))
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
             get(openid_configuration),
@@ -275,6 +275,24 @@ async fn token(
         outcome,
         "token request"
     );
+    response
+}
+
+/// `GET /{tenant}/oauth2/v2.0/token`: AADSTS900561, because the endpoint takes only POST.
+async fn token_by_get(State(state): State<Arc<LabState>>, headers: HeaderMap) -> Response {
+    let started = Instant::now();
+    let correlation_id = headers
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| Uuid::parse_str(v).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    let error = TokenError::new(
+        "invalid_request",
+        900_561,
+        "The endpoint only accepts POST requests. Received a GET request.",
+    );
+    let response = error_response(&state, &error, correlation_id);
+    record_unfaulted(&state, "token (GET)", &response, started);
     response
 }
 
@@ -835,7 +853,7 @@ async fn openid_configuration(
     } else {
         error_response(&state, &TokenError::unknown_tenant(&tenant), Uuid::new_v4())
     };
-    record_discovery(&state, "openid-configuration", &response, started);
+    record_unfaulted(&state, "openid-configuration", &response, started);
     response
 }
 
@@ -853,11 +871,12 @@ async fn keys(State(state): State<Arc<LabState>>, Path(tenant): Path<String>) ->
             }
         }
     };
-    record_discovery(&state, "keys", &response, started);
+    record_unfaulted(&state, "keys", &response, started);
     response
 }
 
-fn record_discovery(state: &LabState, operation: &str, response: &Response, started: Instant) {
+/// Counts and logs a request of a route that fault rules do not apply to.
+fn record_unfaulted(state: &LabState, operation: &str, response: &Response, started: Instant) {
     let status = response.status().as_u16();
     let elapsed = started.elapsed();
     state
@@ -868,7 +887,7 @@ fn record_discovery(state: &LabState, operation: &str, response: &Response, star
         operation,
         status,
         latency_ms = elapsed.as_millis() as u64,
-        "discovery request"
+        "token endpoint request"
     );
 }
 

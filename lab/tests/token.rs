@@ -613,3 +613,16 @@ async fn issued_tokens_verify_with_the_published_keys() {
         .expect("the token verifies with the published key");
     assert_eq!(data.claims["appid"], client_id(&lab, "provisioner"));
 }
+
+#[tokio::test]
+async fn get_on_token_endpoint_is_aadsts900561() {
+    let lab = common::start().await;
+    let response = client(&lab)
+        .get(common::token_url(&lab))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(aadsts_code(&body), 900_561);
+}
