@@ -470,7 +470,8 @@ fn grant(state: &LabState, tenant: &str, request: &TokenRequest) -> Result<Grant
     }
 
     // 4. The scope: exactly one known resource with `/.default`.
-    let resource = resource_of(scope, &world)?;
+    let resource = resource_of(scope, &world)
+        .or_else(|error| lab_resource_of(scope, state.endpoints()).ok_or(error))?;
     let roles = world.tenant.granted_roles(app_id, resource.app_id());
     let access_token = state
         .tokens
@@ -819,6 +820,27 @@ fn resource_of(scope: &str, world: &World) -> Result<Resource, TokenError> {
             ),
         )
     })
+}
+
+/// Finds the resource that a scope names by one of the lab's own endpoints.
+///
+/// A client configured for a cloud whose Graph or Exchange Online lives at another address
+/// (a national cloud, or this lab) asks for `<that origin>/.default`, as it would for
+/// `https://graph.microsoft.us/.default`. The lab serves its resources under the origins of
+/// its endpoints as well as under the public names.
+fn lab_resource_of(scope: &str, endpoints: &crate::Endpoints) -> Option<Resource> {
+    let resource = scope
+        .trim()
+        .strip_suffix("/.default")?
+        .trim_end_matches('/');
+    let origin = |url: &url::Url| url.origin().ascii_serialization();
+    if resource.eq_ignore_ascii_case(&origin(&endpoints.graph)) {
+        Some(Resource::Graph)
+    } else if resource.eq_ignore_ascii_case(&origin(&endpoints.exchange_online_ews)) {
+        Some(Resource::ExchangeOnline)
+    } else {
+        None
+    }
 }
 
 /// `GET /{tenant}/v2.0/.well-known/openid-configuration`.

@@ -62,6 +62,31 @@ async fn secret_grant_issues_a_token_with_consented_roles() {
 }
 
 #[tokio::test]
+async fn lab_endpoint_origin_names_its_resource() {
+    let lab = common::start().await;
+    let id = client_id(&lab, "provisioner");
+    let secret = provisioner_secret(&lab);
+    let graph = lab.endpoints().graph.origin().ascii_serialization();
+    let scope = format!("{graph}/.default");
+    let (status, body) = post_token(
+        &lab,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &id),
+            ("client_secret", &secret),
+            ("scope", &scope),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["access_token"].as_str().expect("token");
+    lab.state()
+        .tokens
+        .verify(token, Resource::Graph)
+        .expect("a token for the lab's Graph origin is a Graph token");
+}
+
+#[tokio::test]
 async fn secret_in_basic_auth_is_accepted() {
     let lab = common::start().await;
     let id = client_id(&lab, "provisioner");
