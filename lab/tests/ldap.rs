@@ -1137,7 +1137,20 @@ async fn group_membership_and_account_changes() {
     )
     .await;
     assert_eq!(entries[0].attrs["mail"], ["erin.ellis@lab.example"]);
+    modify(
+        erin,
+        vec![Mod::Replace("title", HashSet::from(["Engineer"]))],
+    )
+    .await
+    .success()
+    .expect("replace title");
     let world = lab.state().read();
+    let id = world.directory.by_sam("erin").expect("erin");
+    assert_eq!(
+        world.directory.users[&id].title.as_deref(),
+        Some("Engineer"),
+        "title is the world's field, which signatures read"
+    );
     assert!(
         world.directory.by_smtp("e.ellis@lab.example").is_some(),
         "the world's address index follows"

@@ -1,5 +1,10 @@
 //! End-to-end tests of `siuctl`: the real binary against the lab and Samba AD.
 
+mod directory;
+mod entra;
+mod lab_cli;
+mod validate;
+
 #[test]
 fn binary_is_built() {
     assert!(std::path::Path::new(env!("CARGO_BIN_EXE_siuctl")).exists());

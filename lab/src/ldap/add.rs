@@ -189,6 +189,7 @@ fn add_user(
         write::check_upn_free(directory, upn, None)?;
     }
     let display_name = take_single(fields, "displayName")?;
+    let title = take_single(fields, "title")?;
     let mail = take_single(fields, "mail")?;
     let proxy_addresses = take_text(fields, "proxyAddresses").unwrap_or_default();
     let flags = match take_text(fields, "userAccountControl") {
@@ -237,6 +238,7 @@ fn add_user(
         cn,
         dn,
         display_name: display_name.unwrap_or_default(),
+        title,
         mail,
         proxy_addresses,
         uac: flags,

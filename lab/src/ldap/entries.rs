@@ -427,6 +427,7 @@ impl<'w> Entry<'w> {
             "sAMAccountType" => number(SAM_NORMAL_USER_ACCOUNT),
             "userPrincipalName" => unless_empty(&user.upn),
             "mail" => optional(&user.mail),
+            "title" => optional(&user.title),
             "proxyAddresses" => strings(&user.proxy_addresses),
             "userAccountControl" => number(i64::from(user.uac)),
             "pwdLastSet" => number(user.pwd_last_set),

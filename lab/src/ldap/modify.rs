@@ -200,6 +200,13 @@ fn plan(
                             .into_iter()
                             .next();
                 }
+                "title" => {
+                    let current: Vec<String> = user.title.iter().cloned().collect();
+                    user.title =
+                        write::apply_values(name, &current, op, &write::texts(raw)?, permissive)?
+                            .into_iter()
+                            .next();
+                }
                 "proxyAddresses" => {
                     user.proxy_addresses = write::apply_values(
                         name,

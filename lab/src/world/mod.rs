@@ -117,6 +117,9 @@ impl World {
                 container: user.container.as_deref().unwrap_or("CN=Users"),
                 password: Some(password),
             })?;
+            if let Some(created) = world.directory.users.get_mut(&id) {
+                created.title = user.title.clone();
+            }
             if user.domain_admin {
                 let admins = world
                     .directory
@@ -145,7 +148,10 @@ impl World {
                     BulkMailbox::Alternate if n % 2 == 0 => MailboxLocation::Cloud,
                     BulkMailbox::Alternate => MailboxLocation::OnPremises,
                 };
-                let name = format!("Staff Member {n}");
+                let name = format!(
+                    "{} {n}",
+                    bulk.display_name.as_deref().unwrap_or("Staff Member")
+                );
                 let id = world.add_user(NewUser {
                     sam: &sam,
                     name: &name,
@@ -256,6 +262,7 @@ impl World {
                 self.directory.base_dn
             ),
             display_name: new.name.to_string(),
+            title: None,
             mail,
             proxy_addresses,
             uac: flags,

@@ -1,0 +1,23 @@
+//! Exit codes of `siuctl`, defined once for every subcommand.
+
+use std::process::ExitCode;
+
+/// Exit status of `siuctl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// The command did what was asked, and every spec checked is valid.
+    Success = 0,
+    /// The command failed, or a spec is invalid.
+    Failure = 1,
+    /// The command line is wrong (unknown flag, missing argument). This is sysexits.h's
+    /// `EX_USAGE` rather than clap's default 2, because 2 is kept for `plan`'s "changes
+    /// pending", as in `terraform plan -detailed-exitcode`.
+    Usage = 64,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}

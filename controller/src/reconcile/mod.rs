@@ -1,0 +1,11 @@
+//! The reconciler: reads live state from every provider, compares it with the spec, plans,
+//! applies and reports.
+//!
+//! `plan` = observe → view → actions. `apply` runs the actions' steps in dependency order
+//! and then verifies the result. `status` reports conditions. Reads that fail become
+//! unknown values and unknown actions, never drift.
+
+pub mod applied;
+pub mod plan;
+pub mod status;
+pub mod view;

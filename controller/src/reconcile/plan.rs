@@ -1,0 +1,420 @@
+//! A plan: what the controller would change, resource by resource, and why.
+//!
+//! The plan is computed from the desired [`View`] and the live one. Each resource gets one
+//! [`Action`]: create, update, no change, unknown (a read failed, so nothing is claimed) or
+//! blocked (the controller cannot fix it and says who can). Actions carry the [`Step`]s that
+//! `apply` runs, in dependency order.
+//!
+//! A saved plan (`plan --out FILE`) holds no secret: only the views, the actions and the
+//! fingerprints that `apply` compares to refuse a plan whose live state has since changed.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::view::View;
+
+/// The format version of saved plan files.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// The things the controller manages, in dependency order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Resource {
+    /// The service account in Active Directory.
+    Account,
+    /// The ApplicationImpersonation role assignment on Exchange Server.
+    Impersonation,
+    /// The Entra application registration.
+    Application,
+    /// The application's certificate or client secret.
+    AppCredential,
+    /// The application's service principal in the tenant.
+    ServicePrincipal,
+    /// Admin consent: the app role assignments (`full_access_as_app` and Graph permissions).
+    Consent,
+    /// Exchange Online's EWS settings for the application.
+    ExchangeOnlineEws,
+    /// The update loop's configuration: scope and options.
+    Settings,
+}
+
+impl Resource {
+    /// The name shown in plans and status.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Account => "account",
+            Resource::Impersonation => "impersonation",
+            Resource::Application => "application",
+            Resource::AppCredential => "appCredential",
+            Resource::ServicePrincipal => "servicePrincipal",
+            Resource::Consent => "consent",
+            Resource::ExchangeOnlineEws => "exchangeOnlineEws",
+            Resource::Settings => "settings",
+        }
+    }
+}
+
+/// What the plan does with a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ActionKind {
+    /// The resource does not exist and will be created.
+    Create,
+    /// The resource exists and will be changed.
+    Update,
+    /// Live state matches the spec.
+    NoChange,
+    /// A read failed, so the plan claims nothing about this resource.
+    Unknown,
+    /// The resource differs from the spec in a way the controller cannot change.
+    Blocked,
+}
+
+impl ActionKind {
+    /// The one-character mark in the plan's text.
+    pub fn symbol(self) -> char {
+        match self {
+            ActionKind::Create => '+',
+            ActionKind::Update => '~',
+            ActionKind::NoChange => '=',
+            ActionKind::Unknown => '?',
+            ActionKind::Blocked => '!',
+        }
+    }
+
+    /// The word in the plan's text.
+    pub fn word(self) -> &'static str {
+        match self {
+            ActionKind::Create => "create",
+            ActionKind::Update => "update",
+            ActionKind::NoChange => "no change",
+            ActionKind::Unknown => "unknown",
+            ActionKind::Blocked => "blocked",
+        }
+    }
+
+    /// Whether applying would change something.
+    pub fn is_change(self) -> bool {
+        matches!(self, ActionKind::Create | ActionKind::Update)
+    }
+}
+
+/// One change that `apply` performs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "step")]
+pub enum Step {
+    /// Create the service account and write its generated password to the spec's file.
+    CreateAccount,
+    /// Clear ACCOUNTDISABLE on the service account.
+    EnableAccount,
+    /// Add the service account to Domain Users.
+    AddToDomainUsers,
+    /// Grant ApplicationImpersonation (with the spec's management scope).
+    GrantImpersonation,
+    /// Register the Entra application.
+    CreateApplication,
+    /// Set the application's required permissions.
+    UpdateRequiredPermissions,
+    /// Generate a certificate, write it with its key, and register it on the application.
+    AddCertificate,
+    /// Generate a client secret and write it to the spec's file.
+    AddClientSecret,
+    /// Create the application's service principal.
+    CreateServicePrincipal,
+    /// Grant one app role with admin consent.
+    GrantAppRole {
+        /// The resource application (`Microsoft Graph`, `Office 365 Exchange Online`).
+        resource: String,
+        /// The resource's application ID.
+        resource_app_id: String,
+        /// The role's value (`full_access_as_app`).
+        role: String,
+        /// The role's ID.
+        role_id: String,
+    },
+    /// Record the scope and options for the update loop.
+    RecordSettings,
+}
+
+impl Step {
+    /// What the step does, for the apply report.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::CreateAccount => "create the service account".into(),
+            Step::EnableAccount => "enable the service account".into(),
+            Step::AddToDomainUsers => "add the service account to Domain Users".into(),
+            Step::GrantImpersonation => "grant ApplicationImpersonation".into(),
+            Step::CreateApplication => "register the application".into(),
+            Step::UpdateRequiredPermissions => "set the application's required permissions".into(),
+            Step::AddCertificate => "add a certificate to the application".into(),
+            Step::AddClientSecret => "add a client secret to the application".into(),
+            Step::CreateServicePrincipal => "create the service principal".into(),
+            Step::GrantAppRole { resource, role, .. } => {
+                format!("grant {role} on {resource} (admin consent)")
+            }
+            Step::RecordSettings => "record the update loop's scope and options".into(),
+        }
+    }
+}
+
+/// What the plan does with one resource, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Action {
+    /// The resource.
+    pub resource: Resource,
+    /// What it is called in the live system (a UPN, an application name).
+    pub target: String,
+    /// Create, update, no change, unknown or blocked.
+    pub kind: ActionKind,
+    /// Why, in the administrator's terms ("account disabled in AD: enable it").
+    pub reason: String,
+    /// What the administrator should do when the action is blocked or unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+    /// The changes `apply` makes, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+}
+
+impl Action {
+    /// An action with no steps.
+    pub fn new(
+        resource: Resource,
+        target: impl Into<String>,
+        kind: ActionKind,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            resource,
+            target: target.into(),
+            kind,
+            reason: reason.into(),
+            remedy: None,
+            steps: Vec::new(),
+        }
+    }
+
+    /// Adds the steps that carry out the action.
+    pub fn with_steps(mut self, steps: Vec<Step>) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// Adds the administrator's remedy.
+    pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
+        self.remedy = Some(remedy.into());
+        self
+    }
+}
+
+/// A complete plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// Saved plan format version.
+    pub format: u32,
+    /// The spec file.
+    pub spec_path: PathBuf,
+    /// `metadata.name`.
+    pub name: String,
+    /// `onPremises` or `hybrid`.
+    pub environment: String,
+    /// When the plan was made.
+    pub created: DateTime<Utc>,
+    /// Fingerprint of the desired view: a changed spec invalidates a saved plan.
+    pub desired_fingerprint: String,
+    /// Fingerprint of the live view: changed live state invalidates a saved plan.
+    pub live_fingerprint: String,
+    /// The desired view.
+    pub desired: View,
+    /// The live view.
+    pub live: View,
+    /// One action per resource, in dependency order.
+    pub actions: Vec<Action>,
+}
+
+/// Counts of actions by kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Resources to create.
+    pub create: usize,
+    /// Resources to update.
+    pub update: usize,
+    /// Resources without change.
+    pub no_change: usize,
+    /// Resources whose state could not be read.
+    pub unknown: usize,
+    /// Resources the controller cannot fix.
+    pub blocked: usize,
+}
+
+impl Plan {
+    /// Counts the actions by kind.
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for action in &self.actions {
+            match action.kind {
+                ActionKind::Create => summary.create += 1,
+                ActionKind::Update => summary.update += 1,
+                ActionKind::NoChange => summary.no_change += 1,
+                ActionKind::Unknown => summary.unknown += 1,
+                ActionKind::Blocked => summary.blocked += 1,
+            }
+        }
+        summary
+    }
+
+    /// Whether applying the plan would change anything.
+    pub fn has_changes(&self) -> bool {
+        self.actions.iter().any(|a| a.kind.is_change())
+    }
+
+    /// Whether the plan is complete and applicable: no read failed and nothing is blocked.
+    pub fn is_clean(&self) -> bool {
+        self.actions
+            .iter()
+            .all(|a| !matches!(a.kind, ActionKind::Unknown | ActionKind::Blocked))
+    }
+
+    /// The plan for people: one line per resource, the diff, the remedies and a summary.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "Plan for `{}` ({}) from {}\n",
+            self.name,
+            self.environment,
+            self.spec_path.display()
+        );
+        let width = self
+            .actions
+            .iter()
+            .map(|a| a.resource.name().len() + a.target.len() + 1)
+            .max()
+            .unwrap_or(0);
+        for action in &self.actions {
+            let label = if action.target.is_empty() {
+                action.resource.name().to_string()
+            } else {
+                format!("{} {}", action.resource.name(), action.target)
+            };
+            let _ = writeln!(
+                text,
+                "  {} {label:<width$}  {}: {}",
+                action.kind.symbol(),
+                action.kind.word(),
+                action.reason,
+            );
+            for step in &action.steps {
+                let _ = writeln!(text, "      - {}", step.describe());
+            }
+            if let Some(remedy) = &action.remedy {
+                let _ = writeln!(text, "      remedy: {remedy}");
+            }
+        }
+        let diff = View::diff(&self.live, &self.desired);
+        if !diff.is_empty() {
+            let _ = writeln!(text, "\nDesired compared with live:\n{diff}");
+        }
+        let s = self.summary();
+        let _ = writeln!(
+            text,
+            "\nPlan: {} to create, {} to update, {} unchanged, {} unknown, {} blocked.",
+            s.create, s.update, s.no_change, s.unknown, s.blocked
+        );
+        if !self.has_changes() && self.is_clean() {
+            text.push_str("No changes: live state matches the spec.\n");
+        }
+        text
+    }
+}
+
+/// The fingerprint of a view: SHA-256 of its rendering.
+pub fn fingerprint(view: &View) -> String {
+    Sha256::digest(view.render().as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::view::Value;
+
+    fn plan(actions: Vec<Action>) -> Plan {
+        let mut desired = View::default();
+        desired.set("account.enabled", Value::flag(true));
+        let mut live = View::default();
+        live.set("account.enabled", Value::flag(false));
+        Plan {
+            format: PLAN_FORMAT,
+            spec_path: "spec.yaml".into(),
+            name: "contoso".into(),
+            environment: "onPremises".into(),
+            created: Utc::now(),
+            desired_fingerprint: fingerprint(&desired),
+            live_fingerprint: fingerprint(&live),
+            desired,
+            live,
+            actions,
+        }
+    }
+
+    #[test]
+    fn rendering_names_reason_steps_and_summary() {
+        let plan = plan(vec![
+            Action::new(
+                Resource::Account,
+                "svc@contoso.com",
+                ActionKind::Update,
+                "account disabled in AD: enable it",
+            )
+            .with_steps(vec![Step::EnableAccount]),
+        ]);
+        let text = plan.render();
+        assert!(text.contains("~ account svc@contoso.com"), "{text}");
+        assert!(text.contains("enable the service account"), "{text}");
+        assert!(text.contains("-account.enabled: no"), "{text}");
+        assert!(text.contains("Plan: 0 to create, 1 to update"), "{text}");
+    }
+
+    #[test]
+    fn unknown_is_neither_change_nor_clean() {
+        let plan = plan(vec![Action::new(
+            Resource::Impersonation,
+            "svc@contoso.com",
+            ActionKind::Unknown,
+            "Get-ManagementRoleAssignment failed",
+        )]);
+        assert!(!plan.has_changes());
+        assert!(!plan.is_clean());
+    }
+
+    #[test]
+    fn saved_plan_round_trips() {
+        let plan = plan(vec![
+            Action::new(
+                Resource::Consent,
+                "app",
+                ActionKind::Create,
+                "not consented",
+            )
+            .with_steps(vec![Step::GrantAppRole {
+                resource: "Office 365 Exchange Online".into(),
+                resource_app_id: "00000002-0000-0ff1-ce00-000000000000".into(),
+                role: "full_access_as_app".into(),
+                role_id: "dc890d15-9560-4a4c-9b7f-a736ec74ec40".into(),
+            }]),
+        ]);
+        let json = serde_json::to_string(&plan).expect("plan serializes");
+        let back: Plan = serde_json::from_str(&json).expect("plan deserializes");
+        assert_eq!(back, plan);
+    }
+}

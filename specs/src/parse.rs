@@ -1,0 +1,282 @@
+//! Deserialization of the YAML into the raw [`Spec`] with serde-saphyr, and translation
+//! of its errors into located problems with hints.
+//!
+//! serde-saphyr reports the first error with its line and column. This module rewords
+//! the common ones for an administrator (naming the field from the [`SourceMap`]) and
+//! adds the nearest valid name to unknown fields and values.
+
+use serde_saphyr::{
+    DuplicateKeyPolicy, Error as YamlError, MessageFormatter, NonFiniteFloatPolicy,
+};
+
+use crate::diagnostic::{Position, Problem, Span};
+use crate::source_map::{MAX_DEPTH, MAX_EXPANDED_NODES, SourceMap, parent_path};
+use crate::spec::Spec;
+
+/// Parses `text` into the raw model.
+///
+/// The source map was built from the same text and already enforced the structural
+/// limits. The budget here repeats those bounds inside the deserializer.
+pub(crate) fn deserialize(text: &str, map: &SourceMap) -> Result<Spec, Box<Problem>> {
+    let options = serde_saphyr::options! {
+        with_snippet: false,
+        emit_comments: false,
+        duplicate_keys: DuplicateKeyPolicy::Error,
+        strict_booleans: true,
+        non_finite_float_policy: NonFiniteFloatPolicy::AsString,
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_EXPANDED_NODES,
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: MAX_EXPANDED_NODES,
+        },
+    };
+    serde_saphyr::from_str_with_options(text, options)
+        .map_err(|error| Box::new(translate(text, map, &error)))
+}
+
+/// Turns a serde-saphyr error into a problem at its location.
+fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
+    let error = innermost(error);
+    let span = error
+        .location()
+        .filter(|location| location.line() > 0)
+        .map(|location| {
+            Span::at(position_of(
+                text,
+                location.line() as usize,
+                location.column() as usize,
+            ))
+        });
+    let (line, column) = span.map_or((0, 0), |span| (span.start.line, span.start.column));
+    let scalar_field = map.scalar_at(line, column).map(str::to_owned);
+
+    let mut problem = match error {
+        YamlError::SerdeUnknownField {
+            field, expected, ..
+        } => {
+            let mut problem = Problem::new(span, format!("unknown field `{field}`"));
+            if let Some(path) = &scalar_field {
+                let parent = parent_path(path).unwrap_or("");
+                if !parent.is_empty() {
+                    problem.message = format!("unknown field `{field}` in `{parent}`");
+                }
+            }
+            problem.help = Some(suggest(field, expected));
+            problem
+        }
+        YamlError::SerdeMissingField { field, .. } => {
+            // serde-saphyr points at the start or the end of the mapping that lacks the
+            // field; the problem points at that mapping's key.
+            let parent = map
+                .container_at(line, column)
+                .or_else(|| map.container_containing(line, column))
+                .unwrap_or("");
+            let (message, path, span) = if parent.is_empty() {
+                (
+                    format!("missing required field `{field}`"),
+                    (*field).to_owned(),
+                    span,
+                )
+            } else {
+                (
+                    format!("missing required field `{field}` in `{parent}`"),
+                    format!("{parent}.{field}"),
+                    map.key_span(parent).or(span),
+                )
+            };
+            Problem::new(span, message)
+                .with_field(path)
+                .with_help("add the field; the JSON Schema from `siuctl schema` lists every field")
+        }
+        YamlError::SerdeUnknownVariant {
+            variant, expected, ..
+        } => {
+            let message = match &scalar_field {
+                Some(path) => format!("invalid value `{variant}` for `{path}`"),
+                None => format!("invalid value `{variant}`"),
+            };
+            Problem::new(span, message).with_help(suggest(variant, expected))
+        }
+        YamlError::SerdeInvalidType {
+            unexpected,
+            expected,
+            ..
+        } => {
+            let subject =
+                field_or_value(scalar_field.as_deref().or(map.container_at(line, column)));
+            Problem::new(
+                span,
+                format!("invalid type for {subject}: found {unexpected}, expected {expected}"),
+            )
+        }
+        YamlError::SerdeInvalidValue {
+            unexpected,
+            expected,
+            ..
+        } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(
+                span,
+                format!("invalid value for {subject}: found {unexpected}, expected {expected}"),
+            )
+        }
+        YamlError::InvalidScalar { ty, .. } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(
+                span,
+                format!(
+                    "invalid value for {subject}: expected {}",
+                    describe_type(ty)
+                ),
+            )
+        }
+        YamlError::InvalidBooleanStrict { .. } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(
+                span,
+                format!("invalid value for {subject}: expected `true` or `false`"),
+            )
+        }
+        YamlError::NullIntoString { .. } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(span, format!("missing value for {subject}"))
+                .with_help("write a value after the colon, or remove the line")
+        }
+        YamlError::DuplicateMappingKey { key, .. } => {
+            let key = key.as_deref().unwrap_or("?");
+            Problem::new(span, format!("duplicate key `{key}`")).with_help(
+                "a key may appear once in each mapping; remove or merge the repeated entry",
+            )
+        }
+        YamlError::Unexpected { expected, .. } => {
+            let subject =
+                field_or_value(scalar_field.as_deref().or(map.container_at(line, column)));
+            let expected = expected
+                .replace("mapping start", "a mapping")
+                .replace("sequence start", "a sequence");
+            Problem::new(
+                span,
+                format!("invalid type for {subject}: expected {expected}"),
+            )
+        }
+        YamlError::AliasReplayLimitExceeded { .. }
+        | YamlError::AliasExpansionLimitExceeded { .. }
+        | YamlError::AliasReplayStackDepthExceeded { .. } => Problem::new(
+            span,
+            format!(
+                "the document has more than {MAX_EXPANDED_NODES} values once its aliases are expanded"
+            ),
+        ),
+        other => Problem::new(
+            span,
+            serde_saphyr::UserMessageFormatter
+                .format_message(other)
+                .into_owned(),
+        ),
+    };
+    if problem.field.is_none() {
+        problem.field = scalar_field;
+    }
+    problem
+}
+
+/// Unwraps snippet and alias wrappers down to the error that describes the problem.
+fn innermost(error: &YamlError) -> &YamlError {
+    let error = error.without_snippet();
+    match error {
+        YamlError::AliasError { error, .. } => innermost(error),
+        other => other,
+    }
+}
+
+fn field_or_value(path: Option<&str>) -> String {
+    match path {
+        Some(path) if !path.is_empty() => format!("`{path}`"),
+        _ => "this value".to_owned(),
+    }
+}
+
+fn describe_type(ty: &str) -> String {
+    match ty {
+        "bool" | "boolean" => "`true` or `false`".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "u8" | "u16" | "u32" | "u64" | "u128" => {
+            "a whole number".to_owned()
+        }
+        "f32" | "f64" => "a number".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// Suggests the expected name closest to `found`, or lists them all when none is close.
+pub(crate) fn suggest(found: &str, expected: &[&str]) -> String {
+    let closest = expected
+        .iter()
+        .map(|candidate| {
+            (
+                strsim::jaro_winkler(&found.to_lowercase(), &candidate.to_lowercase()),
+                candidate,
+            )
+        })
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    match closest {
+        Some((score, candidate)) if score >= 0.8 => format!("did you mean `{candidate}`?"),
+        _ if expected.is_empty() => "remove it".to_owned(),
+        _ => {
+            let names: Vec<String> = expected.iter().map(|name| format!("`{name}`")).collect();
+            format!("expected one of {}", names.join(", "))
+        }
+    }
+}
+
+/// Finds the position of a 1-based line and character column in `text`.
+pub(crate) fn position_of(text: &str, line: usize, column: usize) -> Position {
+    let mut line_start = 0;
+    for _ in 1..line {
+        match text[line_start..].find('\n') {
+            Some(offset) => line_start += offset + 1,
+            None => break,
+        }
+    }
+    let byte = text[line_start..]
+        .char_indices()
+        .nth(column.saturating_sub(1))
+        .map_or(text.len(), |(offset, _)| line_start + offset);
+    Position { line, column, byte }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggest_finds_close_name() {
+        assert_eq!(
+            suggest("keepOrignal", &["enabled", "keepOriginal"]),
+            "did you mean `keepOriginal`?"
+        );
+        assert_eq!(
+            suggest("onPremise", &["onPremises", "hybrid"]),
+            "did you mean `onPremises`?"
+        );
+    }
+
+    #[test]
+    fn suggest_lists_names_when_none_is_close() {
+        assert_eq!(
+            suggest("zzz", &["ntlm", "basic"]),
+            "expected one of `ntlm`, `basic`"
+        );
+    }
+
+    #[test]
+    fn position_of_counts_characters() {
+        let text = "a: 1\nbé: x\n";
+
+        let position = position_of(text, 2, 5);
+
+        assert_eq!(position.byte, text.find('x').unwrap());
+    }
+}

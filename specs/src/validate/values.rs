@@ -1,0 +1,490 @@
+//! Checks and normalization of single values: names, addresses, identifiers and
+//! durations. Each function returns the normalized value or a message saying what is
+//! wrong, without the field path, which the caller adds.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::desired::{BindUser, Host};
+
+/// Checks `metadata.name`: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending with a
+/// letter or digit, like a DNS label (RFC 1123).
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!(
+            "must be 1 to 63 characters long, not {}",
+            name.chars().count()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
+        return Err(format!(
+            "contains `{}`; use only lowercase letters, digits and `-`",
+            bad.escape_default()
+        ));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err("must start and end with a letter or digit".to_owned());
+    }
+    Ok(())
+}
+
+/// Checks a host name given as a fully qualified domain name and returns it lowercase.
+pub(crate) fn normalize_domain(name: &str) -> Result<String, String> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if name.is_empty() {
+        return Err("is empty".to_owned());
+    }
+    if name.len() > 253 {
+        return Err("is longer than 253 characters".to_owned());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err(format!(
+            "`{name}` is not a fully qualified domain name; add the domain, for example `{name}.contoso.com`"
+        ));
+    }
+    for label in &labels {
+        if label.is_empty() || label.len() > 63 {
+            return Err(format!(
+                "`{name}` has an empty label or one longer than 63 characters"
+            ));
+        }
+        if let Some(bad) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
+            return Err(format!(
+                "`{name}` contains `{}`, which is not allowed in a host name",
+                bad.escape_default()
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("`{name}` has a label that starts or ends with `-`"));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|top| top.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(format!(
+            "`{name}` is neither a valid IP address nor a host name"
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses a server given as a fully qualified domain name or an IPv4 or IPv6 address
+/// (brackets around IPv6 are accepted).
+pub(crate) fn parse_host(text: &str) -> Result<Host, String> {
+    let unbracketed = text
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(address) = unbracketed.parse::<IpAddr>() {
+        return Ok(Host::Ip(address));
+    }
+    if text.contains("://") || text.contains('/') {
+        return Err(format!(
+            "`{text}` is a URL; give the host name alone, or set the full URL in `ewsUrl`"
+        ));
+    }
+    if text.contains(':') {
+        return Err(format!(
+            "`{text}` contains a port; give the host name alone, and set a URL with a port in `ewsUrl`"
+        ));
+    }
+    normalize_domain(text).map(Host::Name)
+}
+
+/// Checks an email address or UPN, `local@domain` with a dotted domain, and returns it
+/// with the domain lowercased.
+pub(crate) fn normalize_address(text: &str) -> Result<String, String> {
+    let Some((local, domain)) = text.split_once('@') else {
+        return Err(format!("`{text}` is not of the form `user@domain`"));
+    };
+    if local.is_empty() {
+        return Err(format!("`{text}` has nothing before `@`"));
+    }
+    if local.len() > 64 {
+        return Err(format!("`{text}` has more than 64 characters before `@`"));
+    }
+    if let Some(bad) = local
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "()<>[]\\,;:\"@".contains(*c))
+    {
+        return Err(format!(
+            "`{text}` contains `{}` before `@`, which an address cannot contain",
+            bad.escape_default()
+        ));
+    }
+    let domain = normalize_domain(domain)
+        .map_err(|_| format!("`{text}` does not end in a valid domain such as `contoso.com`"))?;
+    Ok(format!("{local}@{domain}"))
+}
+
+/// Checks the syntax of a distinguished name: comma-separated `attribute=value` parts,
+/// with `\` escaping a comma inside a value.
+pub(crate) fn check_dn(text: &str) -> Result<(), String> {
+    let parts = split_dn(text);
+    if parts.iter().all(|part| part.trim().is_empty()) {
+        return Err("is empty".to_owned());
+    }
+    for part in parts {
+        let Some((attribute, value)) = part.split_once('=') else {
+            return Err(format!(
+                "`{text}` is not a distinguished name: `{}` has no `=`; write it like `OU=Service Accounts,DC=contoso,DC=com`",
+                part.trim()
+            ));
+        };
+        let attribute = attribute.trim();
+        if attribute.is_empty()
+            || !attribute
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(format!(
+                "`{text}` is not a distinguished name: `{attribute}` is not an attribute name"
+            ));
+        }
+        if value.trim().is_empty() {
+            return Err(format!(
+                "`{text}` is not a distinguished name: `{attribute}=` has no value"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Splits a distinguished name at commas that are not escaped.
+fn split_dn(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (index, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' => {
+                parts.push(&text[start..index]);
+                start = index + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
+/// Returns the parts of a distinguished name, trimmed and lowercased, for comparisons.
+fn dn_parts(text: &str) -> Vec<String> {
+    split_dn(text)
+        .into_iter()
+        .map(|part| {
+            part.split_once('=')
+                .map(|(attribute, value)| format!("{}={}", attribute.trim(), value.trim()))
+                .unwrap_or_else(|| part.trim().to_owned())
+                .to_lowercase()
+        })
+        .collect()
+}
+
+/// Returns whether `dn` lies strictly below `base`, comparing parts without case.
+pub(crate) fn dn_is_below(dn: &str, base: &str) -> bool {
+    let dn = dn_parts(dn);
+    let base = dn_parts(base);
+    dn.len() > base.len() && dn.ends_with(&base)
+}
+
+/// Parses `bindUser`: `DOMAIN\user`, a distinguished name, or a UPN.
+pub(crate) fn parse_bind_user(text: &str) -> Result<BindUser, String> {
+    if let Some((domain, user)) = text.split_once('\\') {
+        if domain.is_empty()
+            || user.is_empty()
+            || !domain
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            || user.contains('\\')
+        {
+            return Err(format!(
+                "`{text}` is not of the form `DOMAIN\\user`, for example `CONTOSO\\siu-admin`"
+            ));
+        }
+        return Ok(BindUser::DownLevel {
+            domain: domain.to_owned(),
+            user: user.to_owned(),
+        });
+    }
+    if text.contains('=') {
+        check_dn(text)?;
+        return Ok(BindUser::Dn(text.to_owned()));
+    }
+    if text.contains('@') {
+        return normalize_address(text).map(BindUser::Upn);
+    }
+    Err(format!(
+        "`{text}` is not a UPN (`siu-admin@contoso.com`), a distinguished name or `DOMAIN\\user`"
+    ))
+}
+
+/// Parses a GUID such as `8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55`; the nil GUID is
+/// rejected because no tenant or application has it.
+pub(crate) fn parse_guid(text: &str) -> Result<Uuid, String> {
+    let guid = Uuid::try_parse(text.trim()).map_err(|_| {
+        format!(
+            "`{text}` is not a GUID; copy it from the Microsoft Entra admin center, it looks like `8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55`"
+        )
+    })?;
+    if guid.is_nil() {
+        return Err(
+            "is the nil GUID; copy the real ID from the Microsoft Entra admin center".to_owned(),
+        );
+    }
+    Ok(guid)
+}
+
+/// Normalizes a SHA-1 certificate thumbprint to 40 uppercase hexadecimal digits,
+/// dropping spaces and colons.
+pub(crate) fn normalize_thumbprint(text: &str) -> Result<String, String> {
+    let digits: String = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if let Some(bad) = digits.chars().find(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "contains `{}`; a thumbprint has only hexadecimal digits",
+            bad.escape_default()
+        ));
+    }
+    if digits.len() != 40 {
+        return Err(format!(
+            "has {} hexadecimal digits; a SHA-1 thumbprint has 40",
+            digits.len()
+        ));
+    }
+    Ok(digits.to_ascii_uppercase())
+}
+
+/// Checks the name of an environment variable: a letter or `_`, then letters, digits and
+/// `_`.
+pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not an environment variable name; use letters, digits and `_`, for example `AD_BIND_PASSWORD`"
+        ))
+    }
+}
+
+/// Parses a duration such as `90s`, `15m` or `1h 30m` and checks it against a range.
+pub(crate) fn parse_duration(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
+        format!("`{text}` is not a duration ({error}); write a number and a unit, for example `90s`, `15m` or `1h 30m`")
+    })?;
+    if duration < min || duration > max {
+        return Err(format!(
+            "is {}, outside the allowed range {} to {}",
+            humantime::format_duration(duration),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_name_accepts_dns_labels() {
+        for name in ["contoso", "a", "siu-1", &"a".repeat(63)] {
+            assert_eq!(check_name(name), Ok(()), "{name}");
+        }
+    }
+
+    #[test]
+    fn check_name_rejects_bad_names() {
+        for name in ["", "Contoso", "-a", "a-", "a_b", "a.b", &"a".repeat(64)] {
+            assert!(check_name(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn parse_host_accepts_names_and_addresses() {
+        assert_eq!(
+            parse_host("Mail.Contoso.com"),
+            Ok(Host::Name("mail.contoso.com".to_owned()))
+        );
+        assert_eq!(
+            parse_host("192.0.2.10"),
+            Ok(Host::Ip("192.0.2.10".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_host("[2001:db8::1]"),
+            Ok(Host::Ip("2001:db8::1".parse().unwrap()))
+        );
+        assert_eq!(parse_host("::1"), Ok(Host::Ip("::1".parse().unwrap())));
+    }
+
+    #[test]
+    fn parse_host_rejects_urls_ports_and_short_names() {
+        for text in [
+            "https://mail.contoso.com",
+            "mail.contoso.com:443",
+            "mail",
+            "999.1.1.1",
+            "mail_1.contoso.com",
+            "",
+        ] {
+            assert!(parse_host(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn normalize_address_lowercases_domain() {
+        assert_eq!(
+            normalize_address("Alice@Contoso.COM"),
+            Ok("Alice@contoso.com".to_owned())
+        );
+    }
+
+    #[test]
+    fn normalize_address_rejects_bad_addresses() {
+        for text in [
+            "alice",
+            "@contoso.com",
+            "alice@",
+            "alice@contoso",
+            "a b@contoso.com",
+            "a@b@contoso.com",
+        ] {
+            assert!(normalize_address(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn check_dn_accepts_escaped_commas() {
+        assert_eq!(
+            check_dn("CN=Smith\\, John,OU=Users,DC=contoso,DC=com"),
+            Ok(())
+        );
+        assert_eq!(check_dn("OU=Service Accounts, DC=contoso, DC=com"), Ok(()));
+    }
+
+    #[test]
+    fn check_dn_rejects_malformed_names() {
+        for text in ["", "contoso.com", "DC=contoso,", "DC=,DC=com", "D C=x"] {
+            assert!(check_dn(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn dn_is_below_ignores_case_and_spaces() {
+        assert!(dn_is_below(
+            "OU=Svc,DC=Contoso, DC=com",
+            "dc=contoso,dc=com"
+        ));
+        assert!(!dn_is_below("DC=contoso,DC=com", "DC=contoso,DC=com"));
+        assert!(!dn_is_below(
+            "OU=Svc,DC=fabrikam,DC=com",
+            "DC=contoso,DC=com"
+        ));
+    }
+
+    #[test]
+    fn parse_bind_user_reads_each_form() {
+        assert_eq!(
+            parse_bind_user("CONTOSO\\siu-admin"),
+            Ok(BindUser::DownLevel {
+                domain: "CONTOSO".to_owned(),
+                user: "siu-admin".to_owned()
+            })
+        );
+        assert!(matches!(
+            parse_bind_user("CN=siu,CN=Users,DC=contoso,DC=com"),
+            Ok(BindUser::Dn(_))
+        ));
+        assert!(matches!(
+            parse_bind_user("siu@contoso.com"),
+            Ok(BindUser::Upn(_))
+        ));
+        assert!(parse_bind_user("siu-admin").is_err());
+        assert!(parse_bind_user("CONTOSO\\").is_err());
+    }
+
+    #[test]
+    fn parse_guid_rejects_nil_and_garbage() {
+        assert!(parse_guid("8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55").is_ok());
+        assert!(parse_guid("00000000-0000-0000-0000-000000000000").is_err());
+        assert!(parse_guid("5d3b...").is_err());
+    }
+
+    #[test]
+    fn normalize_thumbprint_strips_separators() {
+        let spaced = "3a 1f 00 11 22 33 44 55 66 77 88 99 aa bb cc dd ee ff 00 11";
+        let coloned = "3A:1F:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11";
+
+        assert_eq!(
+            normalize_thumbprint(spaced),
+            Ok("3A1F00112233445566778899AABBCCDDEEFF0011".to_owned())
+        );
+        assert_eq!(normalize_thumbprint(coloned), normalize_thumbprint(spaced));
+    }
+
+    #[test]
+    fn normalize_thumbprint_rejects_wrong_length_and_digits() {
+        assert!(normalize_thumbprint("3A1F").unwrap_err().contains("has 4"));
+        assert!(
+            normalize_thumbprint(&"G".repeat(40))
+                .unwrap_err()
+                .contains("`G`")
+        );
+    }
+
+    #[test]
+    fn check_env_name_rejects_invalid_names() {
+        assert_eq!(check_env_name("AD_BIND_PASSWORD"), Ok(()));
+        assert_eq!(check_env_name("_x1"), Ok(()));
+        for name in ["", "1A", "A-B", "A B", "$A"] {
+            assert!(check_env_name(name).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn parse_duration_checks_range() {
+        let min = Duration::from_secs(1);
+        let max = Duration::from_secs(3600);
+
+        assert_eq!(
+            parse_duration("1h 30m", min, Duration::MAX),
+            Ok(Duration::from_secs(5400))
+        );
+        assert_eq!(parse_duration("90s", min, max), Ok(Duration::from_secs(90)));
+        assert!(
+            parse_duration("2h", min, max)
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            parse_duration("0s", min, max)
+                .unwrap_err()
+                .contains("outside")
+        );
+        assert!(
+            parse_duration("5", min, max)
+                .unwrap_err()
+                .contains("not a duration")
+        );
+    }
+}
