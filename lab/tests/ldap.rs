@@ -353,6 +353,48 @@ async fn user_by_upn_has_ad_attributes() {
 }
 
 #[tokio::test]
+async fn mailbox_location_is_in_exchange_attributes() {
+    let lab = start().await;
+    let mut ldap = admin(&lab, false).await;
+    let attributes = [
+        "msExchRecipientTypeDetails",
+        "targetAddress",
+        "mailNickname",
+    ];
+    let find = |sam: &'static str| format!("(sAMAccountName={sam})");
+
+    let (alice, _) = search(&mut ldap, BASE, Scope::Subtree, &find("alice"), &attributes).await;
+    assert_eq!(alice[0].attrs["msExchRecipientTypeDetails"], ["1"]);
+    assert_eq!(alice[0].attrs["mailNickname"], ["alice"]);
+    assert!(!alice[0].attrs.contains_key("targetAddress"));
+
+    let (carol, _) = search(&mut ldap, BASE, Scope::Subtree, &find("carol"), &attributes).await;
+    assert_eq!(carol[0].attrs["msExchRecipientTypeDetails"], ["2147483648"]);
+    assert_eq!(
+        carol[0].attrs["targetAddress"],
+        ["SMTP:carol@labexample.mail.onmicrosoft.com"]
+    );
+
+    let (ivan, _) = search(&mut ldap, BASE, Scope::Subtree, &find("ivan"), &attributes).await;
+    assert!(!ivan[0].attrs.contains_key("msExchRecipientTypeDetails"));
+
+    let (remote, result) = search(
+        &mut ldap,
+        BASE,
+        Scope::Subtree,
+        "(msExchRecipientTypeDetails=2147483648)",
+        &["1.1"],
+    )
+    .await;
+    assert_eq!(result.rc, 0, "{result}");
+    assert!(
+        remote.len() > 3,
+        "every cloud mailbox matches: {}",
+        remote.len()
+    );
+}
+
+#[tokio::test]
 async fn search_scopes_and_matching_rules() {
     let lab = start().await;
     let mut ldap = admin(&lab, false).await;

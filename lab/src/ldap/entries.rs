@@ -14,8 +14,20 @@ use uuid::Uuid;
 
 use super::dn;
 use super::schema;
-use crate::fixture::GroupKind;
+use crate::fixture::{GroupKind, MailboxLocation};
 use crate::world::directory::{Contact, Directory, Group, User, normalize_dn};
+
+/// `msExchRecipientTypeDetails` of a mailbox on the on-premises server (UserMailbox).
+///
+/// The values are listed in <https://blog.cpolydorou.net/2016/11/exchange-server-recipient-type-values.html>;
+/// RemoteUserMailbox (0x80000000) is the one a hybrid server sets on a user moved online.
+const RECIPIENT_USER_MAILBOX: i64 = 0x1;
+/// `msExchRecipientTypeDetails` of a mailbox in Exchange Online (RemoteUserMailbox).
+const RECIPIENT_REMOTE_USER_MAILBOX: i64 = 0x8000_0000;
+/// `msExchRecipientTypeDetails` of a mail-enabled distribution group.
+const RECIPIENT_MAIL_UNIVERSAL_DISTRIBUTION_GROUP: i64 = 0x100;
+/// `msExchRecipientTypeDetails` of a mail-enabled security group.
+const RECIPIENT_MAIL_UNIVERSAL_SECURITY_GROUP: i64 = 0x400;
 
 /// The Win32 `sAMAccountType` of a normal user account (SAM_NORMAL_USER_ACCOUNT).
 const SAM_NORMAL_USER_ACCOUNT: i64 = 0x3000_0000;
@@ -281,6 +293,9 @@ impl<'w> Entry<'w> {
                 "objectCategory",
                 "mail",
                 "proxyAddresses",
+                "mailNickname",
+                "msExchRecipientTypeDetails",
+                "targetAddress",
             ],
             Object::Group(_) => &[
                 "objectClass",
@@ -449,6 +464,23 @@ impl<'w> Entry<'w> {
                 number(i64::from(expired))
             }
             "tokenGroups" => self.token_groups(user.id, Some(user.primary_group_rid)),
+            // Exchange's attributes: what a hybrid organization's AD says about each mailbox.
+            "msExchRecipientTypeDetails" => match user.mailbox {
+                MailboxLocation::OnPremises => number(RECIPIENT_USER_MAILBOX),
+                MailboxLocation::Cloud => number(RECIPIENT_REMOTE_USER_MAILBOX),
+                MailboxLocation::None => Vec::new(),
+            },
+            "mailNickname" if user.mailbox != MailboxLocation::None => text(&user.sam),
+            "targetAddress"
+                if user.mailbox == MailboxLocation::Cloud
+                    && !directory.cloud_routing_domain.is_empty() =>
+            {
+                text(&format!(
+                    "SMTP:{}@{}",
+                    user.sam.to_ascii_lowercase(),
+                    directory.cloud_routing_domain
+                ))
+            }
             _ => return None,
         })
     }
@@ -471,6 +503,10 @@ impl<'w> Entry<'w> {
                 .collect(),
             "memberOf" => self.member_of(group.id),
             "mail" => group.mail.iter().map(|m| m.as_bytes().to_vec()).collect(),
+            "msExchRecipientTypeDetails" if group.mail.is_some() => match group.kind {
+                GroupKind::Distribution => number(RECIPIENT_MAIL_UNIVERSAL_DISTRIBUTION_GROUP),
+                GroupKind::Security => number(RECIPIENT_MAIL_UNIVERSAL_SECURITY_GROUP),
+            },
             "proxyAddresses" => match self.extra_values("proxyAddresses") {
                 Some(values) => values,
                 None => group

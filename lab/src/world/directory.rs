@@ -177,6 +177,10 @@ pub struct Directory {
     /// Contacts by object ID.
     #[serde(default)]
     pub contacts: HashMap<Uuid, Contact>,
+    /// The domain that remote mailboxes' `targetAddress` points at, the tenant's
+    /// `<name>.mail.onmicrosoft.com`; empty when the organization has no tenant.
+    #[serde(default)]
+    pub cloud_routing_domain: String,
     /// Attributes without a field of their own (`description`, `givenName`, a group's
     /// `groupType`), by normalized DN (see [`normalize_dn`]) and attribute name, with the
     /// values as clients wrote them.
@@ -228,6 +232,7 @@ impl Directory {
             users: HashMap::new(),
             groups: HashMap::new(),
             contacts: HashMap::new(),
+            cloud_routing_domain: String::new(),
             extra_attributes: HashMap::new(),
             index: Index::default(),
         };
