@@ -4,6 +4,7 @@ mod directory;
 mod entra;
 mod lab_cli;
 mod update;
+mod update_lab;
 mod validate;
 
 #[test]
