@@ -6,6 +6,11 @@
 //! unknown values and unknown actions, never drift.
 
 pub mod applied;
+pub mod decide;
+pub mod observed;
+pub mod permissions;
 pub mod plan;
+pub mod remedies;
+pub mod settings;
 pub mod status;
 pub mod view;

@@ -113,6 +113,14 @@ pub enum Step {
     EnableAccount,
     /// Add the service account to Domain Users.
     AddToDomainUsers,
+    /// Set a new generated password on the service account and write it to the spec's file.
+    ResetAccountPassword,
+    /// Move a secret that an interrupted apply staged next to `file` into place. The remote
+    /// change that made it valid had succeeded, so only the file write is left.
+    FinishSecretWrite {
+        /// The secret file the spec names.
+        file: PathBuf,
+    },
     /// Grant ApplicationImpersonation (with the spec's management scope).
     GrantImpersonation,
     /// Register the Entra application.
@@ -147,6 +155,13 @@ impl Step {
             Step::CreateAccount => "create the service account".into(),
             Step::EnableAccount => "enable the service account".into(),
             Step::AddToDomainUsers => "add the service account to Domain Users".into(),
+            Step::ResetAccountPassword => {
+                "set a new password on the service account and write it to the password file".into()
+            }
+            Step::FinishSecretWrite { file } => format!(
+                "keep the secret that an interrupted apply staged for {}",
+                file.display()
+            ),
             Step::GrantImpersonation => "grant ApplicationImpersonation".into(),
             Step::CreateApplication => "register the application".into(),
             Step::UpdateRequiredPermissions => "set the application's required permissions".into(),
@@ -236,6 +251,64 @@ pub struct Plan {
     pub live: View,
     /// One action per resource, in dependency order.
     pub actions: Vec<Action>,
+    /// What the reads found that the views leave out because it changes without anyone
+    /// changing the setup, such as the number of mailboxes in scope.
+    #[serde(default)]
+    pub facts: Facts,
+}
+
+/// Facts a plan reports beside its actions. They are not part of the live fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    /// The on-premises EWS URL and where it came from (`spec` or `Autodiscover`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ews_url: Option<String>,
+    /// Where the EWS URL came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ews_url_source: Option<String>,
+    /// The scope and how many mailboxes it selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeSummary>,
+}
+
+/// The scope as the directory resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeSummary {
+    /// `all`, `only` or `allExcept`.
+    pub mode: String,
+    /// Users listed in the spec.
+    pub users: usize,
+    /// Groups listed in the spec.
+    pub groups: usize,
+    /// Users with a mail address that the scope selects, when the directory could count
+    /// them.
+    pub mailboxes: Option<usize>,
+}
+
+impl std::fmt::Display for ScopeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode.as_str() {
+            "all" => f.write_str("all mailboxes")?,
+            mode => write!(
+                f,
+                "{mode} {} {} and {} {}",
+                self.users,
+                if self.users == 1 { "user" } else { "users" },
+                self.groups,
+                if self.groups == 1 { "group" } else { "groups" },
+            )?,
+        }
+        if let Some(count) = self.mailboxes {
+            write!(
+                f,
+                " ({count} {} in scope)",
+                if count == 1 { "mailbox" } else { "mailboxes" }
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts of actions by kind.
@@ -318,6 +391,13 @@ impl Plan {
                 let _ = writeln!(text, "      remedy: {remedy}");
             }
         }
+        if let Some(url) = &self.facts.ews_url {
+            let source = self.facts.ews_url_source.as_deref().unwrap_or("spec");
+            let _ = writeln!(text, "\nEWS on-premises: {url} (from {source})");
+        }
+        if let Some(scope) = &self.facts.scope {
+            let _ = writeln!(text, "Scope: {scope}");
+        }
         let diff = View::diff(&self.live, &self.desired);
         if !diff.is_empty() {
             let _ = writeln!(text, "\nDesired compared with live:\n{diff}");
@@ -364,6 +444,7 @@ mod tests {
             desired,
             live,
             actions,
+            facts: Facts::default(),
         }
     }
 
