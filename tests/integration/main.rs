@@ -1,6 +1,7 @@
 //! End-to-end tests of `siuctl`: the real binary against the lab and Samba AD.
 
 mod directory;
+mod entra;
 mod validate;
 
 #[test]

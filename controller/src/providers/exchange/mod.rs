@@ -1,6 +1,7 @@
-//! Exchange: the EWS client and Autodiscover.
+//! Exchange: the EWS client, Autodiscover and the management cmdlets.
 
 pub mod autodiscover;
 pub mod ews;
+pub mod management;
 #[cfg(test)]
-mod test_server;
+pub(crate) mod test_server;
