@@ -216,10 +216,6 @@ pub struct CloudState {
 
 /// The application, by registration mode.
 #[derive(Debug, Clone)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "a plan holds one of these, so boxing would save nothing"
-)]
 pub enum AppState {
     /// siuctl manages the application.
     Automatic(AutomaticApp),
@@ -311,10 +307,13 @@ pub enum KeyFileState {
     Present {
         /// SHA-1 thumbprint, 40 uppercase hexadecimal digits.
         thumbprint: String,
-        /// RSA key size.
-        bits: usize,
         /// The certificate has expired.
         expired: bool,
+    },
+    /// The file holds an RSA key shorter than Entra ID accepts.
+    KeyTooSmall {
+        /// The key's size.
+        bits: usize,
     },
     /// The file exists but is not a usable certificate and key.
     Invalid(String),

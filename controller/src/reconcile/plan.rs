@@ -15,6 +15,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use siu_specs::DesiredState;
+use siu_specs::desired::Environment;
+
+use super::decide::Decision;
 use super::view::View;
 
 /// The format version of saved plan files.
@@ -417,10 +421,43 @@ impl Plan {
 
 /// The fingerprint of a view: SHA-256 of its rendering.
 pub fn fingerprint(view: &View) -> String {
-    Sha256::digest(view.render().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(view.render().as_bytes()))
+}
+
+/// The fingerprint of a spec: SHA-256 of its desired view and of every normalized value,
+/// so that a change a view leaves out (a URL, a timeout) invalidates a saved plan too.
+pub fn desired_fingerprint(desired: &DesiredState, view: &View) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(view.render().as_bytes());
+    hasher.update(serde_json::to_vec(desired).expect("the desired state serializes"));
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Plan {
+    /// Builds the plan of a decision about `desired`.
+    pub fn new(desired: &DesiredState, decision: Decision) -> Self {
+        Plan {
+            format: PLAN_FORMAT,
+            spec_path: desired.spec_path.clone(),
+            name: desired.name.clone(),
+            environment: match desired.environment {
+                Environment::OnPremises => "onPremises",
+                Environment::Hybrid => "hybrid",
+            }
+            .to_owned(),
+            created: Utc::now(),
+            desired_fingerprint: desired_fingerprint(desired, &decision.desired),
+            live_fingerprint: fingerprint(&decision.live),
+            desired: decision.desired,
+            live: decision.live,
+            actions: decision.actions,
+            facts: decision.facts,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -327,6 +327,26 @@ impl DirectoryClient {
         }
     }
 
+    /// Lists the person accounts under the base DN that have a `mail` address, sorted by
+    /// DN. These are the accounts that can have a mailbox; the reconciler counts them for
+    /// a scope of every mailbox and picks sample mailboxes from them.
+    pub async fn users_with_mail(&self) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let entries = self
+            .search_paged(
+                self.base_dn(),
+                Scope::Subtree,
+                "(&(objectCategory=person)(objectClass=user)(mail=*))",
+                &OBJECT_ATTRIBUTES,
+            )
+            .await?;
+        let mut objects = entries
+            .iter()
+            .map(parse_object)
+            .collect::<Result<Vec<_>, _>>()?;
+        objects.sort_by_key(|object| dn_key(&object.dn));
+        Ok(objects)
+    }
+
     async fn read_group_by_dn(&self, group_dn: &str) -> Result<Group, DirectoryError> {
         self.find_group(&GroupRef::Dn(group_dn.to_owned()))
             .await?

@@ -393,7 +393,7 @@ fn decide_generated_credential(
                     ),
                     create,
                 ),
-                KeyFileState::Present { bits, .. } if *bits < 2048 => update(
+                KeyFileState::KeyTooSmall { bits } => update(
                     "key under 2048 bits",
                     format!(
                         "the key in {} has {bits} bits, Entra ID needs 2048: replace the certificate",
@@ -522,7 +522,7 @@ fn decide_manual(
                     Value::of("unusable key file"),
                     Some(remedies::app_key_file_unusable(key_file, reason)),
                 ),
-                KeyFileState::Present { bits, .. } if *bits < 2048 => (
+                KeyFileState::KeyTooSmall { bits } => (
                     Value::of("key under 2048 bits"),
                     Some(remedies::app_key_too_small(&target, key_file, *bits)),
                 ),

@@ -101,7 +101,6 @@ fn registered_app(desired: &DesiredState) -> ApplicationObject {
 fn key_file() -> KeyFileState {
     KeyFileState::Present {
         thumbprint: THUMBPRINT.into(),
-        bits: 2048,
         expired: false,
     }
 }
@@ -528,7 +527,6 @@ fn unregistered_certificate_is_replaced() {
         path: "/srv/siu/secrets/siu-app.pem".into(),
         current: KeyFileState::Present {
             thumbprint: "00".repeat(20),
-            bits: 2048,
             expired: false,
         },
         staged: None,
@@ -704,7 +702,6 @@ fn manual_key_file_with_other_certificate_is_blocked() {
     let mut observed = converged(&desired);
     manual_mut(&mut observed).key_file = Some(KeyFileState::Present {
         thumbprint: "AB".repeat(20),
-        bits: 2048,
         expired: false,
     });
 
