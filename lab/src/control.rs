@@ -12,6 +12,7 @@
 //! | `PUT /v1/replication-delay` | set the replication delay (`{"seconds": 20}`) |
 //! | `POST /v1/management` | run Exchange management cmdlets (`{"online": false, "script": "..."}`) |
 //! | `POST /v1/transport/send` | send a message through the transport simulator |
+//! | `POST /v1/transport/deliver-original` | store an original that a send held back |
 //! | `GET /v1/mailboxes/{address}/{folder}` | list a mailbox folder (`sentitems`) |
 //! | `POST /v1/save` | write `state.json` now |
 
@@ -43,6 +44,7 @@ pub fn router(state: Arc<LabState>) -> Router {
         .route("/v1/replication-delay", put(put_replication_delay))
         .route("/v1/management", post(management))
         .route("/v1/transport/send", post(send))
+        .route("/v1/transport/deliver-original", post(deliver_original))
         .route("/v1/mailboxes/{address}/{folder}", get(folder))
         .route("/v1/save", post(save))
         .layer(axum::middleware::from_fn_with_state(
@@ -234,12 +236,18 @@ pub struct SendRequest {
     /// Sender address; replaces the message's From.
     #[serde(default)]
     pub from: Option<String>,
+    /// The delegate of a Send on Behalf message, written to the Sender field.
+    #[serde(default)]
+    pub sender: Option<String>,
     /// Recipients; replace the message's To.
     #[serde(default)]
     pub to: Vec<String>,
     /// Subject of generated content.
     #[serde(default)]
     pub subject: Option<String>,
+    /// Put an inline image into generated content.
+    #[serde(default)]
+    pub inline_image: bool,
     /// Write one processed copy per recipient (message splitting).
     #[serde(default)]
     pub split: bool,
@@ -247,7 +255,7 @@ pub struct SendRequest {
     #[serde(default)]
     pub submitter: Option<String>,
     /// Skip storing the original in Sent Items, as when Outlook in cached mode has not
-    /// uploaded it yet; `POST` it later with `deliver_original`.
+    /// uploaded it yet; the answer's `held` goes to `POST /v1/transport/deliver-original`.
     #[serde(default)]
     pub hold_original: bool,
     /// Spool directory; the lab directory's `spool/` when absent.
@@ -283,16 +291,57 @@ async fn send(State(state): State<Arc<LabState>>, Json(request): Json<SendReques
     let message = crate::transport::Message {
         eml,
         from: request.from,
+        sender: request.sender,
         to: request.to,
         subject: request.subject,
+        inline_image: request.inline_image,
         split: request.split,
         submitter: request.submitter,
         hold_original: request.hold_original,
     };
-    match crate::transport::send(&state, &spool, message) {
-        Ok(report) => Json(report).into_response(),
-        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+    // Writing the spool flushes files to disk, so it runs off the async workers.
+    let sent =
+        tokio::task::spawn_blocking(move || crate::transport::send(&state, &spool, message)).await;
+    match sent {
+        Ok(Ok(report)) => Json(report).into_response(),
+        Ok(Err(e)) => transport_error(e),
+        Err(e) => {
+            tracing::error!(error = %e, "the transport simulator task failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the transport simulator failed; see the lab's log",
+            )
+        }
     }
+}
+
+/// Response body of `POST /v1/transport/deliver-original`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliverOriginalResponse {
+    /// Store item number of the stored original.
+    pub item: u64,
+}
+
+async fn deliver_original(
+    State(state): State<Arc<LabState>>,
+    Json(held): Json<crate::transport::HeldOriginal>,
+) -> Response {
+    match crate::transport::deliver_original(&state, held) {
+        Ok(item) => Json(DeliverOriginalResponse { item }).into_response(),
+        Err(e) => transport_error(e),
+    }
+}
+
+/// Renders a transport error: 500 when the lab could not write its spool, 422 when the
+/// request cannot be sent as given.
+fn transport_error(e: crate::transport::TransportError) -> Response {
+    tracing::warn!(error = %e, "transport request failed");
+    let status = match e {
+        crate::transport::TransportError::Spool { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    error(status, e.to_string())
 }
 
 /// One item in a folder listing.

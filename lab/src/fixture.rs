@@ -120,6 +120,9 @@ pub struct UserFixture {
     pub sam: String,
     /// Display name; the common name of the DN too.
     pub name: String,
+    /// Job title (`title`), shown in the signature that the transport simulator adds.
+    #[serde(default)]
+    pub title: Option<String>,
     /// userPrincipalName; default `sam@domain`.
     #[serde(default)]
     pub upn: Option<String>,

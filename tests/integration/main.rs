@@ -2,6 +2,7 @@
 
 mod directory;
 mod entra;
+mod lab_cli;
 mod validate;
 
 #[test]

@@ -2,12 +2,14 @@
 //! subcommand.
 //!
 //! Each subcommand lives in its own file with an `Args` struct and a `run` function that
-//! returns an [`Exit`](crate::cli::exit::Exit). To add one, add a variant to
+//! returns an [`Exit`](crate::cli::exit::Exit). `lab` returns an `ExitCode` instead, because
+//! `lab exchange-shell` exits with the code of the script it ran. To add one, add a variant to
 //! [`Command`](crate::cli::Command) and a match arm in [`main`](crate::cli::main). Results
 //! for the user go to standard output through [`output`](crate::cli::output), and logs go
 //! to standard error through `tracing`.
 
 pub mod exit;
+pub mod lab;
 pub mod output;
 pub mod schema;
 pub mod validate;
@@ -54,6 +56,9 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a siu/v1 spec.
     Schema(schema::SchemaArgs),
+    /// Run the lab, a loopback emulator of the servers siuctl talks to, and drive it.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
 }
 
 /// Runs `siuctl` with the process's arguments and returns its exit code.
@@ -74,11 +79,12 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose, cli.log_format);
 
     let result = match cli.command {
-        Command::Validate(args) => validate::run(args),
-        Command::Schema(args) => schema::run(args),
+        Command::Validate(args) => validate::run(args).map(ExitCode::from),
+        Command::Schema(args) => schema::run(args).map(ExitCode::from),
+        Command::Lab(command) => lab::run_blocking(command),
     };
     match result {
-        Ok(exit) => exit.into(),
+        Ok(code) => code,
         Err(error) => {
             tracing::debug!(error = format!("{error:#}"), "command failed");
             eprintln!("error: {error:#}");

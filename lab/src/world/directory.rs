@@ -43,6 +43,9 @@ pub struct User {
     pub dn: String,
     /// displayName.
     pub display_name: String,
+    /// title: the job title, which signatures show.
+    #[serde(default)]
+    pub title: Option<String>,
     /// Primary SMTP address (`mail`).
     pub mail: Option<String>,
     /// proxyAddresses: `SMTP:` for the primary address, `smtp:` for the others.
@@ -487,6 +490,7 @@ mod tests {
             cn: sam.into(),
             dn: format!("CN={sam},CN=Users,{}", directory.base_dn),
             display_name: sam.into(),
+            title: None,
             mail: Some(format!("{sam}@lab.example")),
             proxy_addresses: vec![format!("SMTP:{sam}@lab.example")],
             uac: uac::NORMAL_ACCOUNT,

@@ -117,6 +117,9 @@ impl World {
                 container: user.container.as_deref().unwrap_or("CN=Users"),
                 password: Some(password),
             })?;
+            if let Some(created) = world.directory.users.get_mut(&id) {
+                created.title = user.title.clone();
+            }
             if user.domain_admin {
                 let admins = world
                     .directory
@@ -256,6 +259,7 @@ impl World {
                 self.directory.base_dn
             ),
             display_name: new.name.to_string(),
+            title: None,
             mail,
             proxy_addresses,
             uac: flags,

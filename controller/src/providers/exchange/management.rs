@@ -1031,14 +1031,26 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        // The killed grandchild is gone, or a zombie until its new parent reaps it.
-        let state = std::fs::read_to_string(format!("/proc/{child}/stat"))
-            .ok()
-            .and_then(|stat| {
-                stat.rsplit(") ")
-                    .next()
-                    .and_then(|rest| rest.chars().next())
-            });
+        // The killed grandchild is gone, or a zombie until its new parent reaps it. SIGKILL
+        // takes effect when the process is next scheduled, which on a loaded machine can be
+        // a moment after killpg returns.
+        let process_state = || {
+            std::fs::read_to_string(format!("/proc/{child}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit(") ")
+                        .next()
+                        .and_then(|rest| rest.chars().next())
+                })
+        };
+        let mut state = process_state();
+        for _ in 0..50 {
+            if matches!(state, None | Some('Z')) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            state = process_state();
+        }
         assert!(
             matches!(state, None | Some('Z')),
             "grandchild {child} is still running: {state:?}"
