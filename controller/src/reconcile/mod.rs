@@ -10,6 +10,7 @@ pub mod apply;
 pub mod classify;
 pub mod context;
 pub mod decide;
+pub mod export;
 pub mod observe;
 pub mod observed;
 pub mod permissions;

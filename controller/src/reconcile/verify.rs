@@ -472,6 +472,48 @@ fn app_registered(actions: &[Action], steps: &[StepReport]) -> CheckOutcome {
     }
 }
 
+/// Checks that the application opens the cloud mailbox `mailbox`, over the path the
+/// spec's `mailAccess` names (EWS first for `auto`), without waiting for replication.
+pub async fn check_cloud_mailbox(
+    ctx: &Context,
+    client_id: &str,
+    observed: &Observed,
+    mailbox: &str,
+) -> (CheckOutcome, Option<CloudMailPath>) {
+    let Some(registration) = &ctx.desired.app_registration else {
+        return (
+            CheckOutcome::Unknown {
+                reason: "the spec's environment is onPremises".to_owned(),
+            },
+            None,
+        );
+    };
+    let credential = match ctx.application_credential(client_id) {
+        Ok(credential) => credential,
+        Err(error) => {
+            return (
+                CheckOutcome::Failed(classify::credential(&error).unwrap_or_else(|| {
+                    Diagnosis::other(error.to_string(), "fix the spec's credential")
+                })),
+                None,
+            );
+        }
+    };
+    let no_wait = ReplicationPolicy {
+        timeout: std::time::Duration::ZERO,
+        ..ctx.options.replication
+    };
+    check_cloud_mail(
+        ctx,
+        credential,
+        registration.mail_access,
+        observed,
+        &[mailbox.to_owned()],
+        &no_wait,
+    )
+    .await
+}
+
 /// Checks EWS or Graph for a cloud mailbox, by the spec's `mailAccess`; `auto` tries EWS
 /// when Exchange Online is not known to block it, and Graph otherwise.
 async fn check_cloud_mail(

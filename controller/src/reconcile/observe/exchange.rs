@@ -76,7 +76,7 @@ async fn scope_exists(
 /// Finds the on-premises EWS URL: the spec's, or Autodiscover's answer for the spec's
 /// address, asked as the service account (or as the bind user while the account's password
 /// is not readable).
-pub(super) async fn ews_endpoint(ctx: &Context) -> Read<EwsEndpoint> {
+pub async fn ews_endpoint(ctx: &Context) -> Read<EwsEndpoint> {
     let address = match &ctx.desired.exchange.connection {
         ExchangeConnection::Manual { ews_url, .. } => {
             return Ok(EwsEndpoint {

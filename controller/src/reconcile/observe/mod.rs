@@ -21,6 +21,7 @@ use super::context::Context;
 use super::observed::{Observed, Provider, Read, ReadFailure};
 
 pub use directory::password_state;
+pub use exchange::ews_endpoint;
 
 /// Reads the live state for `ctx`'s spec.
 pub async fn observe(ctx: &Context) -> Observed {
