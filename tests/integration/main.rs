@@ -3,6 +3,7 @@
 mod directory;
 mod entra;
 mod lab_cli;
+mod reconcile;
 mod validate;
 
 #[test]

@@ -153,6 +153,12 @@ pub enum Step {
 }
 
 impl Step {
+    /// Whether the step stands on its own, so that a failure of it leaves the next steps of
+    /// its action to run. Each app role grant is independent of the others.
+    pub fn is_independent(&self) -> bool {
+        matches!(self, Step::GrantAppRole { .. })
+    }
+
     /// What the step does, for the apply report.
     pub fn describe(&self) -> String {
         match self {

@@ -225,16 +225,13 @@ fn wait_policy(ctx: &Context, steps: &[StepReport], resources: &[Resource]) -> R
 }
 
 /// The outcome of a resource's action and steps, as a check.
-fn outcome_of_resource(
-    actions: &[Action],
-    steps: &[StepReport],
-    resource: Resource,
-) -> CheckOutcome {
+fn outcome_of_resource(actions: &[Action], steps: &[StepReport], resource: Resource) -> CheckOutcome {
     let Some(action) = actions.iter().find(|action| action.resource == resource) else {
         return CheckOutcome::Unknown {
             reason: format!("the plan has no {} action", resource.name()),
         };
     };
+    let mut done = Vec::new();
     for report in steps.iter().filter(|report| report.resource == resource) {
         match &report.outcome {
             StepOutcome::Failed(diagnosis) => return CheckOutcome::Failed(diagnosis.clone()),
@@ -243,7 +240,9 @@ fn outcome_of_resource(
                     reason: reason.clone(),
                 };
             }
-            _ => {}
+            StepOutcome::Done { detail } | StepOutcome::Warning { detail } => {
+                done.push(detail.as_str());
+            }
         }
     }
     match action.kind {
@@ -253,6 +252,9 @@ fn outcome_of_resource(
         )),
         ActionKind::Unknown => CheckOutcome::Unknown {
             reason: action.reason.clone(),
+        },
+        _ if !done.is_empty() => CheckOutcome::Passed {
+            detail: done.join("; "),
         },
         _ => CheckOutcome::Passed {
             detail: action.reason.clone(),
@@ -351,9 +353,13 @@ async fn check_impersonation(
         }
     };
 
-    for mailbox in samples {
+    for (index, mailbox) in samples.iter().enumerate() {
         match probe_impersonation(ctx, &client, mailbox, policy).await {
-            Ok(detail) => return CheckOutcome::Passed { detail },
+            Ok(detail) => {
+                // The untried samples may be cloud mailboxes; this one is not.
+                cloud_candidates.extend(samples[index + 1..].iter().cloned());
+                return CheckOutcome::Passed { detail };
+            }
             Err(EwsError::NonExistentMailbox { .. }) => cloud_candidates.push(mailbox.clone()),
             Err(error) => return CheckOutcome::Failed(impersonation_failure(ctx, mailbox, &error)),
         }

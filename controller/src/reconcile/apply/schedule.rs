@@ -1,8 +1,9 @@
 //! Runs the steps of a plan in dependency order, skipping what depends on a failure.
 //!
 //! Actions come in the plan's order, which is dependency order. The steps of one action run
-//! one after the other; the first failure skips the action's remaining steps and marks its
-//! resource as failed. An action whose resource depends on a failed one is skipped with the
+//! one after the other; a failure skips the action's remaining steps, unless the failed
+//! step is independent of them (one app role grant of several), and marks its resource as
+//! failed. An action whose resource depends on a failed one is skipped with the
 //! reason. Nothing is rolled back: what succeeded stays applied.
 
 use std::collections::HashSet;
@@ -106,7 +107,9 @@ pub async fn run_steps(
                     runner.run(action.resource, step).instrument(span).await
                 }
             };
-            if let StepOutcome::Failed(_) = &outcome {
+            if let StepOutcome::Failed(_) = &outcome
+                && !step.is_independent()
+            {
                 skip_reason = Some(format!("skipped because \"{}\" failed", step.describe()));
             }
             if outcome.is_failure() {
@@ -225,6 +228,29 @@ mod tests {
             );
         }
         assert!(ran.contains(&Step::GrantImpersonation));
+    }
+
+    #[tokio::test]
+    async fn failed_grant_leaves_the_other_grants_running() {
+        let grant = |role: &str| Step::GrantAppRole {
+            resource: "Microsoft Graph".into(),
+            resource_app_id: "00000003-0000-0000-c000-000000000000".into(),
+            role: role.into(),
+            role_id: "00000000-0000-0000-0000-000000000000".into(),
+        };
+        let actions = vec![
+            action(Resource::Consent, vec![grant("A"), grant("B")]),
+            action(Resource::Settings, vec![Step::RecordSettings]),
+        ];
+        let mut runner = Scripted {
+            failing: vec![grant("A")],
+            ran: Vec::new(),
+        };
+
+        let reports = run_steps(&actions, &mut runner, &mut |_| {}).await;
+
+        assert_eq!(runner.ran, [grant("A"), grant("B"), Step::RecordSettings]);
+        assert!(matches!(reports[1].outcome, StepOutcome::Done { .. }));
     }
 
     #[tokio::test]

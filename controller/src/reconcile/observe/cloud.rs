@@ -11,6 +11,7 @@ use sha1::{Digest, Sha1};
 use siu_specs::desired::{AppRegistrationMode, ClientCredential, GeneratedCredential};
 
 use super::{bounded, exchange};
+use crate::providers::entra::applications::KeyCredential;
 use crate::providers::entra::{CertificateError, CertificateKey, GraphClient, GraphError};
 use crate::providers::exchange::ews::EXCHANGE_ONLINE_SCOPE;
 use crate::reconcile::classify;
@@ -107,12 +108,7 @@ async fn automatic(
                         .map(|access| (resource.resource_app_id.clone(), access.id.to_string()))
                 })
                 .collect(),
-            certificate_thumbprints: keys
-                .iter()
-                .filter_map(|key| key.key.as_deref())
-                .filter_map(|key| STANDARD.decode(key).ok())
-                .map(|der| hex_upper(&Sha1::digest(&der)))
-                .collect(),
+            certificate_thumbprints: keys.iter().filter_map(key_thumbprint).collect(),
             client_secrets: app
                 .password_credentials
                 .iter()
@@ -320,6 +316,24 @@ pub fn token_claims(token: &str) -> Result<TokenClaims, String> {
     Ok(TokenClaims { roles })
 }
 
+/// The SHA-1 thumbprint of a registered certificate: computed from the certificate when
+/// Graph returns it, otherwise read from `customKeyIdentifier`, which holds the thumbprint
+/// for certificates (as its 20 bytes, or as 40 hexadecimal characters when a tool wrote the
+/// text form).
+fn key_thumbprint(key: &KeyCredential) -> Option<String> {
+    if let Some(der) = key.key.as_deref().and_then(|key| STANDARD.decode(key).ok()) {
+        return Some(hex_upper(&Sha1::digest(&der)));
+    }
+    let bytes = STANDARD.decode(key.custom_key_identifier.as_deref()?).ok()?;
+    match bytes.len() {
+        20 => Some(hex_upper(&bytes)),
+        40 if bytes.iter().all(u8::is_ascii_hexdigit) => {
+            Some(String::from_utf8_lossy(&bytes).to_ascii_uppercase())
+        }
+        _ => None,
+    }
+}
+
 fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02X}")).collect()
 }
@@ -346,6 +360,28 @@ mod tests {
         let claims = token_claims(&format!("h.{payload}.s")).expect("claims");
 
         assert!(claims.roles.is_empty());
+    }
+
+    #[test]
+    fn thumbprint_comes_from_the_custom_key_identifier() {
+        let thumbprint = [0xAB_u8; 20];
+        let key = KeyCredential {
+            key_id: None,
+            display_name: None,
+            custom_key_identifier: Some(STANDARD.encode(thumbprint)),
+            start_date_time: None,
+            end_date_time: None,
+            kind: Some("AsymmetricX509Cert".into()),
+            usage: Some("Verify".into()),
+            key: None,
+        };
+        let text = KeyCredential {
+            custom_key_identifier: Some(STANDARD.encode("ab".repeat(20))),
+            ..key.clone()
+        };
+
+        assert_eq!(key_thumbprint(&key), Some("AB".repeat(20)));
+        assert_eq!(key_thumbprint(&text), Some("AB".repeat(20)));
     }
 
     #[test]
