@@ -101,7 +101,7 @@ pub async fn password_state(ctx: &Context) -> PasswordState {
 }
 
 /// Resolves the scope's users and groups, counts the mailboxes it selects and keeps a few
-/// of their addresses. Groups are expanded concurrently over the shared connection.
+/// of their addresses. Groups are expanded together over the shared connection.
 pub(super) async fn scope(ctx: &Context, connection: &Connection) -> Read<ScopeState> {
     let scope = &ctx.desired.scope;
     let client = connection.as_ref().map_err(Clone::clone)?;
@@ -115,13 +115,17 @@ pub(super) async fn scope(ctx: &Context, connection: &Connection) -> Read<ScopeS
                 .map_err(|error| failure(reference, &error))
         }))
         .await;
-        let groups = join_all(
-            scope
-                .groups
-                .iter()
-                .map(|group| group_members(client, group)),
-        )
-        .await;
+        let found_groups =
+            join_all(scope.groups.iter().map(|group| find_group(client, group))).await;
+        let mut groups = Vec::with_capacity(found_groups.len());
+        for result in found_groups {
+            groups.push(result?);
+        }
+        let group_dns: Vec<String> = groups.iter().filter_map(|entry| entry.dn.clone()).collect();
+        let members = client
+            .transitive_members_of_groups(&group_dns)
+            .await
+            .map_err(|error| failure("the scope's groups", &error))?;
 
         let mut state = ScopeState::default();
         let mut listed: BTreeSet<String> = BTreeSet::new();
@@ -135,11 +139,14 @@ pub(super) async fn scope(ctx: &Context, connection: &Connection) -> Read<ScopeS
                 dn: user.map(|u| u.dn),
             });
         }
-        for result in groups {
-            let (entry, mails) = result?;
-            listed.extend(mails);
-            state.groups.push(entry);
+        for member in members.into_iter().flatten() {
+            if member.kind == MemberKind::User
+                && let Some(mail) = member.mail
+            {
+                listed.insert(mail.to_ascii_lowercase());
+            }
         }
+        state.groups = groups;
 
         // 2. The mailboxes in scope: the listed ones, or every mailbox with or without them.
         let selected: Vec<String> = match scope.mode {
@@ -163,11 +170,8 @@ pub(super) async fn scope(ctx: &Context, connection: &Connection) -> Read<ScopeS
     .await
 }
 
-/// Finds a scope group and the mail addresses of its users at any depth.
-async fn group_members(
-    client: &DirectoryClient,
-    group: &GroupRef,
-) -> Read<(ScopeEntry, Vec<String>)> {
+/// Finds a scope group by the reference the spec gives.
+async fn find_group(client: &DirectoryClient, group: &GroupRef) -> Read<ScopeEntry> {
     let reference = group_name(group);
     let found = match group {
         GroupRef::Address(address) => {
@@ -196,30 +200,8 @@ async fn group_members(
         }
     }
     .map_err(|error| failure(&reference, &error))?;
-
-    let Some(found) = found else {
-        return Ok((
-            ScopeEntry {
-                reference,
-                dn: None,
-            },
-            Vec::new(),
-        ));
-    };
-    let members = client
-        .transitive_members(&found.dn)
-        .await
-        .map_err(|error| failure(&reference, &error))?;
-    let mails = members
-        .into_iter()
-        .filter(|member| member.kind == MemberKind::User)
-        .filter_map(|member| member.mail.map(|mail| mail.to_ascii_lowercase()))
-        .collect();
-    Ok((
-        ScopeEntry {
-            reference,
-            dn: Some(found.dn),
-        },
-        mails,
-    ))
+    Ok(ScopeEntry {
+        reference,
+        dn: found.map(|group| group.dn),
+    })
 }
