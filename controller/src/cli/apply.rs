@@ -1,4 +1,4 @@
-//! `siuctl apply`: plans (or loads a saved plan), asks for confirmation, makes the changes,
+//! `siuctl apply`: plans (or loads a saved plan), requests confirmation, makes the changes,
 //! checks the result and records it in the state directory.
 
 use std::fmt::Write as _;
@@ -160,7 +160,7 @@ fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-/// Whether a saved plan still describes the spec and the live state.
+/// Tells whether a saved plan still describes the spec and the live state.
 fn is_current(saved: &Plan, fresh: &Plan) -> bool {
     saved.desired_fingerprint == fresh.desired_fingerprint
         && saved.live_fingerprint == fresh.live_fingerprint
@@ -178,7 +178,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .context("failed to read the answer from standard input")?;
+        .context("failed to read the confirmation from standard input")?;
     Ok(answer.trim() == "yes")
 }
 

@@ -20,7 +20,7 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
-    /// Also saves the plan to FILE, for `siuctl apply FILE`. The file holds no secret.
+    /// Also saves the plan to FILE, for `siuctl apply FILE`. The file contains no secret.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
 
@@ -60,7 +60,7 @@ pub fn run(args: PlanArgs) -> anyhow::Result<Exit> {
     Ok(exit_code(&plan, args.detailed_exitcode))
 }
 
-/// The plan as pretty JSON with a final line break.
+/// Serializes the plan as pretty JSON with a final line break.
 pub fn plan_json(plan: &Plan) -> anyhow::Result<String> {
     let mut json = serde_json::to_string_pretty(plan).context("failed to serialize the plan")?;
     json.push('\n');
@@ -73,7 +73,7 @@ fn save_plan(plan: &Plan, path: &std::path::Path) -> anyhow::Result<()> {
         .with_context(|| format!("failed to save the plan to {}", path.display()))
 }
 
-/// The exit code of a plan, as `--detailed-exitcode` documents it.
+/// Returns the exit code of a plan, as `--detailed-exitcode` documents it.
 pub fn exit_code(plan: &Plan, detailed: bool) -> Exit {
     if !plan.is_clean() {
         Exit::Failure

@@ -15,7 +15,7 @@ use crate::reconcile::status::{ConditionStatus, StatusFile};
 /// Arguments of `siuctl status`.
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
-    /// The spec file; its state directory holds the status.
+    /// The spec file, whose state directory contains the status.
     #[arg(short = 'f', long = "file", value_name = "SPEC")]
     pub file: std::path::PathBuf,
 
@@ -30,7 +30,7 @@ pub struct StatusArgs {
 struct Report {
     /// `on` when an applied configuration enables updating, `off` otherwise.
     status: &'static str,
-    /// Why the status is off, when it is.
+    /// The reason the status is off, when it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     off_reason: Option<&'static str>,
     /// The path to cloud mailboxes that the last apply chose.

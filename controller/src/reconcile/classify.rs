@@ -61,7 +61,9 @@ pub fn account_write(ctx: &Context, container: &str, error: &DirectoryError) -> 
     let url = ctx.desired.directory.url.as_str();
     let bind_user = ctx.desired.directory.bind_user.to_string();
     match error {
-        DirectoryError::Connect { .. } | DirectoryError::TimedOut { .. } => {
+        DirectoryError::Connect { .. }
+        | DirectoryError::TimedOut { .. }
+        | DirectoryError::Transport { .. } => {
             remedies::account_server_not_found(upn, url, &error.to_string())
         }
         DirectoryError::PasswordRequiresTls { .. } => remedies::account_ldaps_required(upn, url),
@@ -75,10 +77,12 @@ pub fn account_write(ctx: &Context, container: &str, error: &DirectoryError) -> 
                 )
             }
             (32, _) => remedies::account_container_not_found(upn, container),
+            // busy and unavailable: the server is up but does not process requests now.
+            (51 | 52, _) => remedies::account_server_not_found(upn, url, &status.to_string()),
             (_, Some(AdDiagnostic::PasswordRestriction)) => {
                 remedies::account_password_policy(upn, &status.to_string())
             }
-            // AD answers a password write over a plain connection with unwillingToPerform
+            // AD rejects a password write over a plain connection with unwillingToPerform
             // and Win32 error 0x1F.
             (53, Some(AdDiagnostic::GeneralFailure))
                 if ctx.desired.directory.transport == DirectoryTransport::Plaintext =>
@@ -182,7 +186,7 @@ pub fn token(error: &TokenError, reference: &str) -> Option<Diagnosis> {
     })
 }
 
-/// The display name, the provisioner's client ID and the reference of its secret.
+/// Returns the display name, the provisioner's client ID and the reference of its secret.
 fn provisioner_names(ctx: &Context) -> (String, String, String) {
     use siu_specs::desired::{AppRegistrationMode, ClientCredential};
     match ctx.desired.app_registration.as_ref().map(|r| &r.mode) {

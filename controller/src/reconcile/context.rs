@@ -34,14 +34,14 @@ use crate::providers::exchange::management::{self, ManagementShell};
 // Microsoft's MSAL samples use it; this has run against the lab only.
 pub const GRAPH_SCOPE: &str = "00000003-0000-0000-c000-000000000000/.default";
 
-/// How a reconcile reaches the systems, beyond what the spec says.
+/// The settings of a reconcile that the spec leaves out, from the command line.
 #[derive(Clone)]
 pub struct Options {
     /// Host names that connect to a fixed address (`--resolve HOST:ADDR`).
     pub resolve: Vec<ResolveOverride>,
     /// Turns off TLS certificate checks for every connection; for throw-away test servers.
     pub insecure_skip_tls_verify: bool,
-    /// The longest one read of live state may take before it counts as failed.
+    /// The maximum time one read of live state may take before it counts as failed.
     pub read_timeout: Duration,
     /// How long apply waits for new objects and role assignments to replicate.
     pub replication: ReplicationPolicy,
@@ -55,7 +55,7 @@ impl Default for Options {
             resolve: Vec::new(),
             insecure_skip_tls_verify: false,
             // The slowest reads are paged LDAP searches of large groups and management
-            // shell commands that open a remote session; both finish well within a minute
+            // shell commands that open a remote session. Both finish well within a minute
             // on a healthy network, and the shell has its own timeout from the spec.
             read_timeout: Duration::from_secs(60),
             replication: ReplicationPolicy::default(),
@@ -90,7 +90,7 @@ pub enum ContextError {
     /// A secret reference could not be resolved.
     #[error("failed to read {what} from {reference}: {source}")]
     Secret {
-        /// What the secret is for.
+        /// The secret's purpose, such as `the directory bind password`.
         what: &'static str,
         /// The reference.
         reference: String,
@@ -137,12 +137,12 @@ impl Context {
         })
     }
 
-    /// The HTTP settings for EWS and Autodiscover.
+    /// Returns the HTTP settings for EWS and Autodiscover.
     pub fn exchange_http(&self) -> HttpSettings {
         self.http(self.desired.exchange.ca_file.clone())
     }
 
-    /// The HTTP settings for the token endpoint, Graph and Exchange Online.
+    /// Returns the HTTP settings for the token endpoint, Graph and Exchange Online.
     pub fn cloud_http(&self) -> HttpSettings {
         let ca_file = self
             .desired
@@ -154,7 +154,7 @@ impl Context {
 
     fn http(&self, ca_file: Option<std::path::PathBuf>) -> HttpSettings {
         HttpSettings {
-            // The spec's CA file replaces the system's roots, as its documentation says.
+            // The spec's CA file replaces the system's roots, as the spec's schema documents.
             ca_mode: CaMode::ReplaceSystemRoots,
             ca_file,
             resolve: self.options.resolve.clone(),
@@ -163,7 +163,7 @@ impl Context {
         }
     }
 
-    /// The LDAP settings for binding as `identity` with `password`.
+    /// Returns the LDAP settings for binding as `identity` with `password`.
     pub fn directory_settings(
         &self,
         identity: BindIdentity,
@@ -180,7 +180,7 @@ impl Context {
         settings
     }
 
-    /// The bind identity of the spec's directory section.
+    /// Returns the bind identity of the spec's directory section.
     pub fn bind_identity(&self) -> BindIdentity {
         match &self.desired.directory.bind_user {
             BindUser::Upn(upn) => BindIdentity::Upn(upn.clone()),
@@ -222,7 +222,7 @@ impl Context {
         Ok(())
     }
 
-    /// The EWS authentication of the service account.
+    /// Returns the EWS authentication of the service account.
     pub fn account_ews_auth(&self, password: &Secret) -> EwsAuth {
         let username = self.desired.account.upn.clone();
         let password = ews::Secret::new(password.expose().to_owned());
@@ -232,12 +232,12 @@ impl Context {
         }
     }
 
-    /// The on-premises Exchange Management Shell.
+    /// Returns the on-premises Exchange Management Shell.
     pub fn management_shell(&self) -> ManagementShell {
         ManagementShell::new(shell_command(&self.desired.exchange.management_shell))
     }
 
-    /// The Exchange Online shell, when the spec configures one.
+    /// Returns the Exchange Online shell, when the spec configures one.
     pub fn online_shell(&self) -> Option<ManagementShell> {
         self.desired
             .app_registration
@@ -247,7 +247,7 @@ impl Context {
             .map(|command| ManagementShell::new(shell_command(command)))
     }
 
-    /// The spec's application registration.
+    /// Returns the spec's application registration.
     pub fn registration(&self) -> Result<&AppRegistration, ContextError> {
         self.desired
             .app_registration
@@ -255,7 +255,7 @@ impl Context {
             .ok_or(ContextError::NotHybrid)
     }
 
-    /// A credential for `client_id` that signs in with `credential`.
+    /// Creates a credential for `client_id` that signs in with `credential`.
     pub fn app_credential(
         &self,
         client_id: &str,
@@ -293,7 +293,7 @@ impl Context {
         })
     }
 
-    /// The provisioner's credential of an automatic registration.
+    /// Creates the provisioner's credential of an automatic registration.
     pub fn provisioner_credential(&self) -> Result<Arc<AppCredential>, ContextError> {
         match &self.registration()?.mode {
             AppRegistrationMode::Automatic { provisioner, .. } => {
@@ -304,8 +304,8 @@ impl Context {
         }
     }
 
-    /// The credential of the application itself: the spec's for a manual registration, the
-    /// generated file's for an automatic one.
+    /// Creates the credential of the application itself: the spec's for a manual
+    /// registration, the generated file's for an automatic one.
     pub fn application_credential(
         &self,
         client_id: &str,
@@ -331,7 +331,7 @@ impl Context {
         self.app_credential(client_id, credential)
     }
 
-    /// A Graph client that signs in with `credential`.
+    /// Creates a Graph client that signs in with `credential`.
     pub fn graph(&self, credential: Arc<AppCredential>) -> Result<GraphClient, ContextError> {
         let registration = self.registration()?;
         Ok(GraphClient::new(

@@ -1,7 +1,7 @@
 //! Writes the live configuration as a spec.
 //!
 //! The export keeps the spec's connection settings and secret references, which live
-//! state cannot show, and takes the rest from what is live: the account's UPN as the
+//! state cannot show. It takes the rest from what is live: the account's UPN as the
 //! directory spells it, the management scope of its role assignment, the application's
 //! display name, and the scope and options of the configuration last applied. Every path
 //! is absolute, so the export can be saved anywhere; `plan` on it shows no change when the
@@ -284,7 +284,7 @@ fn client_credential(credential: &ClientCredential) -> CredentialSpec {
 }
 
 // NOTE: a command runs in the directory of the spec file, so relative paths among its
-// arguments resolve against wherever the export is saved; the program path is absolute.
+// arguments resolve against wherever the export is saved. The program path is absolute.
 fn shell(command: &ShellCommand) -> ShellSpec {
     let mut parts = vec![command.program.display().to_string()];
     parts.extend(command.args.iter().cloned());

@@ -2,7 +2,7 @@
 //!
 //! [`observe`](super::observe) fills an [`Observed`]; [`decide`](super::decide) compares it
 //! with the desired state. Every read that can fail is a [`Read`]: either the value, or a
-//! [`ReadFailure`] that says why it is unknown. A failure that carries a [`Diagnosis`] is
+//! [`ReadFailure`] with the reason it is unknown. A failure that carries a [`Diagnosis`] is
 //! one the administrator must fix (the provisioner was refused, a secret was rejected),
 //! and the plan shows it as blocked. A failure without one (a timeout, a refused
 //! connection) leaves the resource unknown, never changed.
@@ -18,7 +18,7 @@ use super::remedies::Diagnosis;
 /// A value read from a provider, or why the read failed.
 pub type Read<T> = Result<T, ReadFailure>;
 
-/// Which system a read went to.
+/// The system a read goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Provider {
     /// Active Directory over LDAP.
@@ -59,7 +59,7 @@ impl fmt::Display for Provider {
 pub struct ReadFailure {
     /// The system the read went to.
     pub provider: Provider,
-    /// What was read (a UPN, an application name).
+    /// The object that was read (a UPN, an application name).
     pub target: String,
     /// The error, without secrets.
     pub reason: String,
@@ -68,7 +68,7 @@ pub struct ReadFailure {
 }
 
 impl ReadFailure {
-    /// A failure that leaves the value unknown.
+    /// Creates a failure that leaves the value unknown.
     pub fn new(provider: Provider, target: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
             provider,
@@ -145,9 +145,9 @@ pub enum PasswordState {
     },
     /// The directory rejected a bind with it.
     Rejected {
-        /// The directory's answer.
+        /// The directory's result code and message.
         reason: String,
-        /// Set when AD said the account is disabled, so the password itself is unchecked.
+        /// Set when AD reported the account as disabled, so the password itself is unchecked.
         account_disabled: bool,
     },
     /// The bind could not be tried.
@@ -303,14 +303,14 @@ pub enum CredentialFile {
 pub enum KeyFileState {
     /// The file does not exist.
     Missing,
-    /// The file holds a certificate and key.
+    /// The file contains a certificate and key.
     Present {
         /// SHA-1 thumbprint, 40 uppercase hexadecimal digits.
         thumbprint: String,
         /// The certificate has expired.
         expired: bool,
     },
-    /// The file holds an RSA key shorter than Entra ID accepts.
+    /// The file contains an RSA key shorter than Entra ID accepts.
     KeyTooSmall {
         /// The key's size.
         bits: usize,
@@ -346,7 +346,7 @@ pub struct ManualApp {
     pub graph_token: Read<TokenClaims>,
 }
 
-/// What an access token says about the application.
+/// The claims of an access token about the application.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct TokenClaims {
     /// The `roles` claim: the app roles granted with admin consent.
@@ -363,9 +363,9 @@ pub struct EwsSettings {
 }
 
 impl EwsSettings {
-    /// Whether Exchange Online lets `client_id` use EWS. Since 1 October 2026 it treats an
-    /// unset `EwsEnabled` as off, and a non-empty allow list admits only the listed
-    /// applications.
+    /// Tells whether Exchange Online lets `client_id` use EWS. Since 1 October 2026 it
+    /// treats an unset `EwsEnabled` as off, and a non-empty allow list admits only the
+    /// listed applications.
     pub fn allows(&self, client_id: Option<&str>) -> bool {
         if self.ews_enabled != Some(true) {
             return false;

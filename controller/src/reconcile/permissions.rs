@@ -23,7 +23,7 @@ pub const EXCHANGE_ONLINE_APP_ID: &str = "00000002-0000-0ff1-ce00-000000000000";
 /// Microsoft Graph's application ID.
 pub const MICROSOFT_GRAPH_APP_ID: &str = "00000003-0000-0000-c000-000000000000";
 
-/// Every app role the application needs, whatever `mailAccess` says, because `auto` moves
+/// Every app role the application needs, whatever the spec's `mailAccess`, because `auto` moves
 /// between EWS and Graph without another apply: `full_access_as_app` for EWS, Mail.ReadWrite
 /// for Graph mail, and User.Read.All with GroupMember.Read.All to resolve cloud users and
 /// groups of the scope.
@@ -55,14 +55,14 @@ pub const REQUIRED_ROLES: [RequiredRole; 4] = [
 ];
 
 impl RequiredRole {
-    /// Whether the pair of resource application ID and role ID names this role.
+    /// Tells whether the pair of resource application ID and role ID names this role.
     pub fn matches(&self, resource_app_id: &str, role_id: &str) -> bool {
         self.resource_app_id.eq_ignore_ascii_case(resource_app_id)
             && self.id.eq_ignore_ascii_case(role_id)
     }
 
-    /// Whether the role belongs to Office 365 Exchange Online, so that Exchange Online
-    /// tokens carry it; Microsoft Graph tokens carry the others.
+    /// Tells whether the role belongs to Office 365 Exchange Online, whose tokens carry it.
+    /// Microsoft Graph tokens carry the others.
     pub fn is_exchange_online(&self) -> bool {
         self.resource_app_id == EXCHANGE_ONLINE_APP_ID
     }

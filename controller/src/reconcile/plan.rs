@@ -153,8 +153,8 @@ pub enum Step {
 }
 
 impl Step {
-    /// Whether the step stands on its own, so that a failure of it leaves the next steps of
-    /// its action to run. Each app role grant is independent of the others.
+    /// Tells whether the step is independent of the next steps of its action, so that its
+    /// failure leaves them to run. Each app role grant is independent of the others.
     pub fn is_independent(&self) -> bool {
         matches!(self, Step::GrantAppRole { .. })
     }
@@ -261,7 +261,7 @@ pub struct Plan {
     pub live: View,
     /// One action per resource, in dependency order.
     pub actions: Vec<Action>,
-    /// What the reads found that the views leave out because it changes without anyone
+    /// Findings of the reads that the views leave out, because they change without anyone
     /// changing the setup, such as the number of mailboxes in scope.
     #[serde(default)]
     pub facts: Facts,
@@ -271,10 +271,10 @@ pub struct Plan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Facts {
-    /// The on-premises EWS URL and where it came from (`spec` or `Autodiscover`).
+    /// The on-premises EWS URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ews_url: Option<String>,
-    /// Where the EWS URL came from.
+    /// The source of the EWS URL: `spec` or `Autodiscover`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ews_url_source: Option<String>,
     /// The scope and how many mailboxes it selects.
@@ -410,7 +410,7 @@ impl Plan {
         }
         let diff = View::diff(&self.live, &self.desired);
         if !diff.is_empty() {
-            let _ = writeln!(text, "\nDesired compared with live:\n{diff}");
+            let _ = write!(text, "\nDesired compared with live:\n{diff}");
         }
         let s = self.summary();
         let _ = writeln!(
@@ -430,8 +430,8 @@ pub fn fingerprint(view: &View) -> String {
     hex(&Sha256::digest(view.render().as_bytes()))
 }
 
-/// The fingerprint of a spec: SHA-256 of its desired view and of every normalized value,
-/// so that a change a view leaves out (a URL, a timeout) invalidates a saved plan too.
+/// Computes the fingerprint of a spec: SHA-256 of its desired view and of every normalized
+/// value, so that a change a view leaves out (a URL, a timeout) invalidates a saved plan too.
 pub fn desired_fingerprint(desired: &DesiredState, view: &View) -> String {
     let mut hasher = Sha256::new();
     hasher.update(view.render().as_bytes());

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::providers::exchange::management::quote as powershell_quote;
+
 /// The known kinds of failure. The name doubles as a condition's reason in `status.json`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum FailureKind {
@@ -119,27 +121,16 @@ impl fmt::Display for Diagnosis {
     }
 }
 
-/// Quotes a value for PowerShell: single quotes, with each single quote doubled. The
-/// typographic quotes U+2018 and U+2019 are doubled too, because PowerShell treats them as
-/// single quotes.
-pub fn powershell_quote(value: &str) -> String {
-    let mut quoted = String::with_capacity(value.len() + 2);
-    quoted.push('\'');
-    for character in value.chars() {
-        if matches!(character, '\'' | '\u{2018}' | '\u{2019}') {
-            quoted.push(character);
-        }
-        quoted.push(character);
-    }
-    quoted.push('\'');
-    quoted
-}
-
 /// Returns the name siuctl gives the ApplicationImpersonation role assignment of an
-/// account: `ApplicationImpersonation-<user>`, as Exchange names assignments by default.
-pub fn impersonation_assignment_name(upn: &str) -> String {
+/// account: `ApplicationImpersonation-<user>` as Exchange names assignments by default, with
+/// the management scope appended when there is one, because assignment names are unique
+/// and one account can hold assignments with different scopes.
+pub fn impersonation_assignment_name(upn: &str, scope: Option<&str>) -> String {
     let user = upn.split('@').next().unwrap_or(upn);
-    format!("ApplicationImpersonation-{user}")
+    match scope {
+        Some(scope) => format!("ApplicationImpersonation-{user}-{scope}"),
+        None => format!("ApplicationImpersonation-{user}"),
+    }
 }
 
 /// Builds the `New-ManagementRoleAssignment` command that assigns ApplicationImpersonation to
@@ -147,7 +138,7 @@ pub fn impersonation_assignment_name(upn: &str) -> String {
 pub fn grant_impersonation_command(upn: &str, scope: Option<&str>) -> String {
     let mut command = format!(
         "New-ManagementRoleAssignment -Name {} -Role ApplicationImpersonation -User {}",
-        powershell_quote(&impersonation_assignment_name(upn)),
+        powershell_quote(&impersonation_assignment_name(upn, scope)),
         powershell_quote(upn)
     );
     if let Some(scope) = scope {
@@ -172,7 +163,7 @@ pub fn allow_ews_command(client_id: &str) -> String {
 pub fn account_server_not_found(upn: &str, url: &str, detail: &str) -> Diagnosis {
     Diagnosis::new(
         FailureKind::AccountServerNotFound,
-        format!("account {upn} not created: directory server {url} not found ({detail})"),
+        format!("account {upn} not created: directory server {url} did not respond ({detail})"),
         "check onPremises.directory.url (host name, port, firewall) and that the domain controller is running, then run apply again",
     )
 }
@@ -622,7 +613,7 @@ mod tests {
             &diagnosis,
             &["svc@x.example"],
             &[
-                "New-ManagementRoleAssignment -Name 'ApplicationImpersonation-svc' -Role ApplicationImpersonation -User 'svc@x.example' -CustomRecipientWriteScope 'SIU mailboxes'",
+                "New-ManagementRoleAssignment -Name 'ApplicationImpersonation-svc-SIU mailboxes' -Role ApplicationImpersonation -User 'svc@x.example' -CustomRecipientWriteScope 'SIU mailboxes'",
             ],
         );
         assert_names(
@@ -722,17 +713,6 @@ mod tests {
             &["5d3b", "carol@x.example"],
             &["Mail.ReadWrite"],
         );
-    }
-
-    #[test]
-    fn powershell_quoting_doubles_every_single_quote() {
-        assert_eq!(powershell_quote("O'Brien"), "'O''Brien'");
-        assert_eq!(
-            powershell_quote("'; Remove-Mailbox -Identity *; '"),
-            "'''; Remove-Mailbox -Identity *; '''"
-        );
-        assert_eq!(powershell_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
-        assert_eq!(powershell_quote("$(whoami) `n"), "'$(whoami) `n'");
     }
 
     #[test]

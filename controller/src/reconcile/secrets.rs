@@ -1,5 +1,5 @@
-//! Secret files that apply generates: written so that a crash never loses a secret that is
-//! already valid somewhere.
+//! Secret files that apply generates, written so that a crash does not leave a secret valid
+//! in the directory or in Entra ID but missing from its file.
 //!
 //! A secret that siuctl generates itself (an account password, a certificate) is staged
 //! before the remote change that makes it valid: it is written to `FILE.pending` (mode
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use crate::fsutil::write_atomic;
 
-/// The path where a secret for `file` is staged.
+/// Returns the path where a secret for `file` is staged.
 pub fn staged_path(file: &Path) -> PathBuf {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
     name.push(".pending");

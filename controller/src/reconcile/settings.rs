@@ -1,9 +1,9 @@
 //! The update loop's settings as comparable view lines.
 //!
-//! `plan` compares the lines of the spec with the lines of `applied.json`, so the settings
-//! resource changes exactly when something the update loop works with has changed: the
-//! scope, the options, the directories, the endpoints and the credentials it signs in
-//! with. Paths of the spec file itself, and the directory its shell commands run in, are
+//! `plan` compares the lines of the spec with the lines of `applied.json`. The settings
+//! resource therefore changes exactly when something the update loop works with has
+//! changed: the scope, the options, the directories, the endpoints or the credentials it
+//! signs in with. Paths of the spec file itself, and the directory its shell commands run in, are
 //! left out, so that an exported copy of a spec plans no change.
 
 use siu_specs::DesiredState;
@@ -15,8 +15,8 @@ use url::Url;
 
 use super::view::Value;
 
-/// The settings lines of `desired`, with the EWS URL that was discovered for it and the
-/// application's client ID when it is known.
+/// Builds the settings lines of `desired`, with the EWS URL that was discovered for it and
+/// the application's client ID when it is known.
 pub fn settings_lines(
     desired: &DesiredState,
     ews_url: Option<&Url>,
@@ -149,7 +149,7 @@ fn duration(duration: std::time::Duration) -> Value {
     Value::of(humantime::format_duration(duration))
 }
 
-/// The group as the spec names it.
+/// Returns the group as the spec names it.
 pub fn group_name(group: &GroupRef) -> String {
     match group {
         GroupRef::Address(value) | GroupRef::Dn(value) | GroupRef::Name(value) => value.clone(),

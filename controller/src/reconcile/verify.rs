@@ -1,5 +1,5 @@
 //! The checks after apply: the account signs in, impersonation works on a mailbox, the
-//! application gets tokens, and EWS or Graph answers for a cloud mailbox.
+//! application gets tokens, and EWS or Graph opens a cloud mailbox.
 //!
 //! Each check becomes one condition of the status file. Checks that can fail only because
 //! a change has not reached every server yet (a new role assignment, new consent) retry
@@ -31,12 +31,12 @@ const MAX_SAMPLES: usize = 10;
 /// The Internet Message-ID the Graph check looks for; no message has it.
 const PROBE_MESSAGE_ID: &str = "<siuctl-access-check@siuctl.invalid>";
 
-/// How one check ended.
+/// The result of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckOutcome {
     /// The check passed.
     Passed {
-        /// What was checked, such as the mailbox.
+        /// The object checked, such as the mailbox, and what was seen.
         detail: String,
     },
     /// The check failed.
@@ -53,12 +53,12 @@ pub enum CheckOutcome {
 pub struct Check {
     /// The condition the check decides.
     pub condition: ConditionType,
-    /// How it ended.
+    /// The result.
     pub outcome: CheckOutcome,
 }
 
 impl Check {
-    /// The condition for the status file.
+    /// Converts the check into a condition of the status file.
     pub fn to_condition(&self) -> Condition {
         match &self.outcome {
             CheckOutcome::Passed { detail } => Condition::new(
@@ -83,7 +83,7 @@ impl Check {
     }
 }
 
-/// What the checks found.
+/// The findings of the checks.
 #[derive(Debug, Clone, Default)]
 pub struct Verification {
     /// The checks, in report order.
@@ -166,9 +166,14 @@ pub async fn verify(
                 "fix the application first",
             )),
         };
-        let authenticates = match &credential {
-            Ok(credential) => check_token(ctx, credential, &cloud_policy).await,
-            Err(diagnosis) => CheckOutcome::Failed(diagnosis.clone()),
+        let credential_step = outcome_of_resource(actions, steps, Resource::AppCredential);
+        let authenticates = match (&credential, credential_step) {
+            (_, CheckOutcome::Failed(_) | CheckOutcome::Unknown { .. }) => CheckOutcome::Unknown {
+                reason: "not checked, because the application's credential is not in place"
+                    .to_owned(),
+            },
+            (Ok(credential), _) => check_token(ctx, credential, &cloud_policy).await,
+            (Err(diagnosis), _) => CheckOutcome::Failed(diagnosis.clone()),
         };
         let app_ready = matches!(authenticates, CheckOutcome::Passed { .. });
         verification.checks.push(Check {
@@ -207,9 +212,9 @@ pub async fn verify(
     verification
 }
 
-/// The replication policy for checks of `resources`: the context's when this apply changed
-/// one of them, and no waiting otherwise, because then a failure is not a change still
-/// on its way.
+/// Returns the replication policy for checks of `resources`: the context's when this apply
+/// changed one of them, and no waiting otherwise, because then a failure is not a change
+/// still on its way.
 fn wait_policy(ctx: &Context, steps: &[StepReport], resources: &[Resource]) -> ReplicationPolicy {
     let changed = steps.iter().any(|report| {
         resources.contains(&report.resource) && matches!(report.outcome, StepOutcome::Done { .. })
@@ -224,8 +229,12 @@ fn wait_policy(ctx: &Context, steps: &[StepReport], resources: &[Resource]) -> R
     }
 }
 
-/// The outcome of a resource's action and steps, as a check.
-fn outcome_of_resource(actions: &[Action], steps: &[StepReport], resource: Resource) -> CheckOutcome {
+/// Turns the outcome of a resource's action and steps into a check.
+fn outcome_of_resource(
+    actions: &[Action],
+    steps: &[StepReport],
+    resource: Resource,
+) -> CheckOutcome {
     let Some(action) = actions.iter().find(|action| action.resource == resource) else {
         return CheckOutcome::Unknown {
             reason: format!("the plan has no {} action", resource.name()),
@@ -520,7 +529,7 @@ pub async fn check_cloud_mailbox(
     .await
 }
 
-/// Checks EWS or Graph for a cloud mailbox, by the spec's `mailAccess`; `auto` tries EWS
+/// Checks EWS or Graph for a cloud mailbox, by the spec's `mailAccess`. `auto` tries EWS
 /// when Exchange Online is not known to block it, and Graph otherwise.
 async fn check_cloud_mail(
     ctx: &Context,
@@ -695,7 +704,7 @@ async fn check_graph_mail(
                         detail: format!("Microsoft Graph read Sent Items of {mailbox}"),
                     };
                 }
-                // A mailbox that Exchange Online does not host answers 404
+                // A mailbox that Exchange Online does not host returns 404
                 // (MailboxNotEnabledForRESTAPI or ResourceNotFound).
                 Err(error) if error.is_not_found() || error.status() == Some(404) => break,
                 // New consent takes a while to reach Exchange Online.

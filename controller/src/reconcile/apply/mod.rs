@@ -28,14 +28,14 @@ use super::status::{ApplyRecord, ApplyResult, ConditionStatus, StatusFile};
 use super::verify::{CheckOutcome, Verification, verify};
 use schedule::{StepOutcome, StepReport, run_steps};
 
-/// What an apply did.
+/// The record of one apply.
 #[derive(Debug)]
 pub struct ApplyOutcome {
     /// Every step and how it ended.
     pub steps: Vec<StepReport>,
     /// The checks after the steps.
     pub verification: Verification,
-    /// How the apply ended.
+    /// The result.
     pub result: ApplyResult,
     /// The `applied.json` that was written, when one was.
     pub applied: Option<PathBuf>,

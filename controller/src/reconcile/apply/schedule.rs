@@ -1,9 +1,9 @@
 //! Runs the steps of a plan in dependency order, skipping what depends on a failure.
 //!
 //! Actions come in the plan's order, which is dependency order. The steps of one action run
-//! one after the other; a failure skips the action's remaining steps, unless the failed
-//! step is independent of them (one app role grant of several), and marks its resource as
-//! failed. An action whose resource depends on a failed one is skipped with the
+//! one after the other. A failure marks its resource as failed and skips the action's
+//! remaining steps, unless the failed step is independent of them (one app role grant of
+//! several). An action whose resource depends on a failed one is skipped with the
 //! reason. Nothing is rolled back: what succeeded stays applied.
 
 use std::collections::HashSet;
@@ -14,18 +14,18 @@ use tracing::{Instrument, info_span};
 use crate::reconcile::plan::{Action, Resource, Step};
 use crate::reconcile::remedies::Diagnosis;
 
-/// How one step ended.
+/// The result of one step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase", tag = "outcome")]
 pub enum StepOutcome {
     /// The change was made.
     Done {
-        /// What was done, such as the new object's ID.
+        /// The change, such as the new object's ID.
         detail: String,
     },
     /// The change was made, with something the administrator should know.
     Warning {
-        /// What to know.
+        /// The thing to know.
         detail: String,
     },
     /// The change failed.
@@ -38,7 +38,7 @@ pub enum StepOutcome {
 }
 
 impl StepOutcome {
-    /// Whether the step counts as failed for the steps that depend on it.
+    /// Tells whether the step counts as failed for the steps that depend on it.
     pub fn is_failure(&self) -> bool {
         matches!(self, StepOutcome::Failed(_) | StepOutcome::Skipped { .. })
     }
@@ -54,18 +54,18 @@ pub struct StepReport {
     pub target: String,
     /// The step.
     pub step: Step,
-    /// How it ended.
+    /// The result.
     pub outcome: StepOutcome,
 }
 
 /// Carries out single steps.
 #[async_trait::async_trait]
 pub trait StepRunner {
-    /// Carries out `step` of `resource` and says how it ended.
+    /// Carries out `step` of `resource` and returns the result.
     async fn run(&mut self, resource: Resource, step: &Step) -> StepOutcome;
 }
 
-/// The resources whose failure keeps `resource`'s steps from running.
+/// Returns the resources whose failure keeps `resource`'s steps from running.
 pub fn dependencies(resource: Resource) -> &'static [Resource] {
     match resource {
         Resource::Account | Resource::Application | Resource::ExchangeOnlineEws => &[],
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
     use crate::reconcile::plan::ActionKind;
 
-    /// Fails the steps it is told to and records the order of the others.
+    /// Fails the listed steps and records the order of every step it runs.
     struct Scripted {
         failing: Vec<Step>,
         ran: Vec<Step>,

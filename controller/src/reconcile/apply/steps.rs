@@ -81,7 +81,7 @@ impl<'a> Executor<'a> {
         executor
     }
 
-    /// The client ID of the application, known or created by the steps.
+    /// Returns the client ID of the application, known before or created by the steps.
     pub fn client_id(&self) -> Option<&str> {
         self.app.as_ref().map(|app| app.app_id.as_str())
     }
@@ -233,8 +233,8 @@ impl<'a> Executor<'a> {
     async fn add_to_domain_users(&mut self) -> Result<String, Diagnosis> {
         let dn = self.account_dn().await?;
         let client = self.directory().await?;
-        // NOTE: the group is found by its English sAMAccountName; a domain created with
-        // another language names it differently, and the step then fails with this message.
+        // NOTE: the group is found by its English sAMAccountName. A domain created in
+        // another language names it differently, and then the step fails with this message.
         let group = client
             .find_group(&directory::GroupRef::SamAccountName(
                 "Domain Users".to_owned(),
@@ -263,7 +263,7 @@ impl<'a> Executor<'a> {
         let password: Password = generate_password(&[sam.as_str()]);
 
         // Staged first: once the directory has the new password, the file must have it
-        // too, or a crash would leave a password nobody knows.
+        // too, or a crash would leave a password that no file contains.
         secrets::stage(
             &password_file,
             format!("{}\n", password.expose()).as_bytes(),
@@ -287,7 +287,7 @@ impl<'a> Executor<'a> {
     async fn grant_impersonation(&mut self) -> Result<String, Diagnosis> {
         let upn = &self.ctx.desired.account.upn;
         let scope = self.ctx.desired.account.management_scope.as_deref();
-        let name = remedies::impersonation_assignment_name(upn);
+        let name = remedies::impersonation_assignment_name(upn, scope);
         let assignment = self
             .ctx
             .management_shell()
@@ -467,6 +467,20 @@ impl<'a> Executor<'a> {
         match error {
             GraphError::ReplicationTimeout { target, waited, .. } => {
                 remedies::not_replicated(&target.to_string(), *waited, &error.to_string())
+            }
+            // Graph's error for a service principal of an application it does not see yet.
+            GraphError::Api {
+                target, failure, ..
+            } if failure.status == 400
+                && failure
+                    .message
+                    .contains("does not reference a valid application object") =>
+            {
+                remedies::not_replicated(
+                    &target.to_string(),
+                    self.ctx.options.replication.timeout,
+                    &error.to_string(),
+                )
             }
             GraphError::Token { source, .. } if TokenError::find(source).is_none() => {
                 Diagnosis::other(

@@ -23,16 +23,17 @@ pub(super) fn decide_account(
 
     let state = match account {
         Err(failure) => {
-            for key in ["exists", "enabled", "domainUsers", "password"] {
+            for key in ["exists", "enabled", "domainUsers"] {
                 decision.line(&format!("account.{key}"), yes(), unknown(failure));
             }
+            decision.line("account.password", Value::of("usable"), unknown(failure));
             return failed_read(Resource::Account, upn, failure);
         }
         Ok(None) => {
             decision.line("account.exists", yes(), Value::flag(false));
-            for key in ["enabled", "domainUsers", "password"] {
-                decision.line(&format!("account.{key}"), yes(), Value::Absent);
-            }
+            decision.line("account.enabled", yes(), Value::Absent);
+            decision.line("account.domainUsers", yes(), Value::Absent);
+            decision.line("account.password", Value::of("usable"), Value::Absent);
             return match &desired.account.provisioning {
                 AccountProvisioning::Create { container, .. } => Action::new(
                     Resource::Account,
@@ -83,7 +84,7 @@ pub(super) fn decide_account(
         );
     }
 
-    // What is wrong, and the step that fixes each problem when siuctl manages the account.
+    // Each problem, with the step that fixes it when siuctl manages the account.
     let reference = desired.account.password().to_string();
     let mut reasons = Vec::new();
     let mut steps = Vec::new();
@@ -126,8 +127,8 @@ pub(super) fn decide_account(
                 });
             }
         }
-        // A disabled account refuses every bind, so its password is unchecked until it is
-        // enabled; the next plan checks it.
+        // A disabled account refuses every bind, so its password stays unchecked until it
+        // is enabled, and the next plan checks it.
         PasswordState::Rejected {
             account_disabled: true,
             ..

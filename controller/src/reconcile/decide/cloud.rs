@@ -325,8 +325,8 @@ fn grant_step(role: &RequiredRole) -> Step {
     }
 }
 
-/// Decides about the credential file of an automatic registration: the live value of
-/// `appCredential.registered` and the action.
+/// Compares the credential file of an automatic registration with the application and
+/// returns the live value of `appCredential.registered` and the action.
 fn decide_generated_credential(
     display_name: &str,
     app: &ApplicationObject,
@@ -562,7 +562,7 @@ fn decide_manual(
         ),
     };
 
-    // The application signs in; Exchange Online's token shows its consent.
+    // The application signs in, and its Exchange Online token shows its consent.
     let signs_in = match &app.exchange_token {
         Ok(_) => yes(),
         Err(failure) => unknown(failure),

@@ -45,7 +45,7 @@ impl Decision {
         self.live.set(key, live);
     }
 
-    /// The action planned for `resource`.
+    /// Returns the action planned for `resource`.
     pub fn action(&self, resource: Resource) -> Option<&Action> {
         self.actions.iter().find(|a| a.resource == resource)
     }
@@ -74,7 +74,7 @@ pub fn decide(desired: &DesiredState, observed: &Observed) -> Decision {
     decision
 }
 
-/// The application's client ID as far as the plan knows it.
+/// The application's client ID, as far as the reads found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ClientId {
     /// Known.
@@ -98,7 +98,8 @@ pub(super) fn unknown(failure: &ReadFailure) -> Value {
     Value::Unknown(failure.reason.clone())
 }
 
-/// The action for a failed read: blocked when the failure has a diagnosis, else unknown.
+/// Builds the action for a failed read: blocked when the failure has a diagnosis, else
+/// unknown.
 pub(super) fn failed_read(resource: Resource, target: &str, failure: &ReadFailure) -> Action {
     match &failure.diagnosis {
         Some(diagnosis) => Action::new(
@@ -118,7 +119,7 @@ pub(super) fn blocked(resource: Resource, target: &str, diagnosis: Diagnosis) ->
         .with_remedy(diagnosis.remedy)
 }
 
-// 4. The update loop's settings.
+// The update loop's settings.
 
 fn decide_settings(
     desired: &DesiredState,

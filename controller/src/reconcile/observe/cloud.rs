@@ -1,4 +1,4 @@
-//! Entra reads: the application as the provisioner sees it through Graph (automatic
+//! Entra reads: the application as Graph shows it to the provisioner (automatic
 //! registration), or as the application's own tokens show it (manual registration), and
 //! the local credential files.
 
@@ -290,8 +290,8 @@ async fn manual(ctx: &Context, client_id: &str, credential: &ClientCredential) -
 
 /// Reads the `roles` claim of an access token.
 ///
-/// The signature is not verified: the token came straight from the token endpoint over a
-/// TLS connection that verified the endpoint's certificate, and the claims are only read
+/// The signature is not verified. The token came straight from the token endpoint over a
+/// TLS connection that verified the endpoint's certificate, and the claims are read only
 /// to report which app roles the application was granted, never to grant access.
 pub fn token_claims(token: &str) -> Result<TokenClaims, String> {
     let payload = token
@@ -316,15 +316,17 @@ pub fn token_claims(token: &str) -> Result<TokenClaims, String> {
     Ok(TokenClaims { roles })
 }
 
-/// The SHA-1 thumbprint of a registered certificate: computed from the certificate when
-/// Graph returns it, otherwise read from `customKeyIdentifier`, which holds the thumbprint
-/// for certificates (as its 20 bytes, or as 40 hexadecimal characters when a tool wrote the
-/// text form).
+/// Returns the SHA-1 thumbprint of a registered certificate: computed from the certificate
+/// when Graph returns it, otherwise read from `customKeyIdentifier`. For certificates that
+/// field contains the thumbprint, as its 20 bytes or as 40 hexadecimal characters when a
+/// tool wrote the text form.
 fn key_thumbprint(key: &KeyCredential) -> Option<String> {
     if let Some(der) = key.key.as_deref().and_then(|key| STANDARD.decode(key).ok()) {
         return Some(hex_upper(&Sha1::digest(&der)));
     }
-    let bytes = STANDARD.decode(key.custom_key_identifier.as_deref()?).ok()?;
+    let bytes = STANDARD
+        .decode(key.custom_key_identifier.as_deref()?)
+        .ok()?;
     match bytes.len() {
         20 => Some(hex_upper(&bytes)),
         40 if bytes.iter().all(u8::is_ascii_hexdigit) => {

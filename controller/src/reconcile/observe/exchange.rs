@@ -73,7 +73,7 @@ async fn scope_exists(
     )
 }
 
-/// Finds the on-premises EWS URL: the spec's, or Autodiscover's answer for the spec's
+/// Finds the on-premises EWS URL: the spec's, or the one Autodiscover returns for the spec's
 /// address, asked as the service account (or as the bind user while the account's password
 /// is not readable).
 pub async fn ews_endpoint(ctx: &Context) -> Read<EwsEndpoint> {

@@ -99,10 +99,10 @@ impl Transport {
                 let mut result = send_ntlm(connection, request, username, password).await;
                 // hyper returns a connection to the client's pool from its connection task
                 // after the CHALLENGE's body is read, so the AUTHENTICATE can leave on a new
-                // connection that never saw the CHALLENGE, and the server answers 401. The
-                // handshake is repeated for that case.
+                // connection that never saw the CHALLENGE, and the server rejects it with
+                // 401. The handshake is repeated for that case.
                 // TODO-correctness: a dedicated hyper connection per NTLM client would
-                // remove the race; until then a wrong password costs up to three failed
+                // remove the race. Until then a wrong password costs up to three failed
                 // logons per request towards AD's lockout threshold.
                 for _ in 0..NTLM_HANDSHAKE_RETRIES {
                     match &result {
