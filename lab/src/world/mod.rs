@@ -84,6 +84,12 @@ impl World {
         );
         let mut directory = Directory::new(&fixture.domain, &fixture.netbios_name, domain_sid);
         directory.extra_domains = fixture.extra_domains.clone();
+        directory.cloud_routing_domain = fixture
+            .tenant
+            .initial_domain
+            .strip_suffix(".onmicrosoft.com")
+            .map(|name| format!("{name}.mail.onmicrosoft.com"))
+            .unwrap_or_default();
         let tenant_id = fixture.tenant.id.parse().map_err(|_| LabError::Fixture {
             origin: "fixture".into(),
             message: format!("tenant id `{}` is not a GUID", fixture.tenant.id),
@@ -148,7 +154,10 @@ impl World {
                     BulkMailbox::Alternate if n % 2 == 0 => MailboxLocation::Cloud,
                     BulkMailbox::Alternate => MailboxLocation::OnPremises,
                 };
-                let name = format!("Staff Member {n}");
+                let name = format!(
+                    "{} {n}",
+                    bulk.display_name.as_deref().unwrap_or("Staff Member")
+                );
                 let id = world.add_user(NewUser {
                     sam: &sam,
                     name: &name,
