@@ -131,7 +131,7 @@ async fn bench(users: u32, groups: u32, largest: u32, runs: u32) {
     let total: u64 = counters.values().sum();
     println!("  {:<40} {total}", "total");
 
-    // The lab's own time, from its journal: how long it took to answer each request.
+    // The lab's own time, from its journal: the time it took to serve each request.
     let mut slowest = recent.clone();
     slowest.sort_by_key(|entry| std::cmp::Reverse(entry.latency_us));
     let server_us: u64 = recent.iter().map(|entry| entry.latency_us).sum();
@@ -163,7 +163,7 @@ async fn bench(users: u32, groups: u32, largest: u32, runs: u32) {
     drop(lab);
 }
 
-/// The user and system CPU time of this process, all threads together.
+/// Returns the user and system CPU time of this process, all threads together.
 fn process_cpu_time() -> Duration {
     // SAFETY: getrusage writes into the zeroed struct it is given and reads nothing else.
     let usage = unsafe {
@@ -181,7 +181,7 @@ fn secs(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
-/// Whether a journal counter (`service/operation`) counts a change.
+/// Tells whether a journal counter (`service/operation`) counts a change.
 fn is_write(counter: &str) -> bool {
     let operation = counter.split_once('/').map_or(counter, |(_, op)| op);
     ["add", "modify", "delete", "modifyDN"].contains(&operation)

@@ -671,7 +671,8 @@ async fn interrupted_password_write_is_finished() {
         0,
         "apply keeps the staged password",
     );
-    assert!(file.exists() && !staged.exists());
+    assert!(file.exists(), "the password file is back");
+    assert!(!staged.exists(), "the staged password is gone");
     assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
 
     // A lost password file is replaced by a new password.
@@ -716,7 +717,7 @@ async fn scope_counts_nested_group_members() {
         )],
     );
 
-    // Sales holds alice and Sales-EMEA (bob, carol, hhill); Finance holds dave and erin.
+    // Sales contains alice and Sales-EMEA (bob, carol, hhill); Finance contains dave and erin.
     let planned = lab.plan(&only).await;
     assert_says(
         &planned,

@@ -89,7 +89,7 @@ impl FailureKind {
 }
 
 /// A failure explained: the message names what failed and on which value, and the remedy
-/// says what the administrator does next.
+/// gives the administrator's next step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Diagnosis {
     /// The kind of failure.
@@ -516,7 +516,7 @@ pub fn scope_entry_not_found(field: &str, reference: &str) -> Diagnosis {
 mod tests {
     use super::*;
 
-    /// Asserts that the message names every value and the remedy says what to do.
+    /// Asserts that the message names every value and the remedy contains the fix.
     fn assert_names(diagnosis: &Diagnosis, values: &[&str], remedy_words: &[&str]) {
         for value in values {
             assert!(

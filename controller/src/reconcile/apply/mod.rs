@@ -209,6 +209,7 @@ fn record_status(
         warn!(path = %path.display(), %error, "ignoring the unreadable status file");
         None
     });
+
     let mut status = previous.unwrap_or_else(|| StatusFile {
         name: desired.name.clone(),
         environment: String::new(),
@@ -231,6 +232,7 @@ fn record_status(
         result,
         desired_fingerprint: plan.desired_fingerprint.clone(),
     });
+
     status.update_conditions(
         verification
             .checks
@@ -238,6 +240,7 @@ fn record_status(
             .map(|check| check.to_condition())
             .collect(),
     );
+
     status
         .save(state_dir)
         .map_err(|source| ApplyError::StateFile {
