@@ -244,8 +244,45 @@ async fn hybrid_spec_converges_and_exports() {
     let applied = lab.apply(&spec).await;
     assert_exit(&applied, 0, "apply succeeds");
     assert_says(&applied, "Apply complete");
+    let assignments = lab.lab.state().read().exchange.role_assignments.len();
+    lab.lab.journal().reset();
     let second = lab.plan(&spec).await;
     assert_exit(&second, 0, "the second plan has no changes");
+    let writes: Vec<String> = lab
+        .lab
+        .journal()
+        .counters()
+        .into_keys()
+        .filter(|counter| {
+            let operation = counter
+                .split_once('/')
+                .map_or(counter.as_str(), |(_, op)| op);
+            ["add", "modify", "delete"].contains(&operation)
+                || ["POST ", "PATCH ", "DELETE "]
+                    .iter()
+                    .any(|method| operation.starts_with(method))
+        })
+        .collect();
+    assert!(writes.is_empty(), "a steady-state plan wrote: {writes:?}");
+    assert_eq!(
+        lab.lab.state().read().exchange.role_assignments.len(),
+        assignments,
+        "a steady-state plan grants no role"
+    );
+
+    let json = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--output", "json"])
+        .await;
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("plan prints JSON");
+    assert_eq!(json["actions"].as_array().map(Vec::len), Some(8));
+    assert!(
+        json["actions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|action| action["kind"] == "noChange"),
+        "{json}"
+    );
 
     let status = lab.siuctl(&["status", "-f", arg(&spec)]).await;
     assert_exit(&status, 0, "status reports a ready service");
@@ -267,6 +304,23 @@ async fn hybrid_spec_converges_and_exports() {
     let exported_plan = lab.plan(&exported).await;
     assert_exit(&exported_plan, 0, "the export plans no change");
 
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_registration_converges() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("hybrid-manual.yaml");
+
+    let first = lab.plan(&spec).await;
+    assert_exit(&first, 2, "the first plan has changes");
+    assert_says(&first, "= application");
+    assert_says(&first, "the application's tokens carry every app role");
+    let applied = lab.apply(&spec).await;
+    assert_exit(&applied, 0, "apply succeeds");
+    assert_says(&applied, "ok       AppAuthenticates");
+    let second = lab.plan(&spec).await;
+    assert_exit(&second, 0, "the second plan has no changes");
     lab.assert_no_secret_in_outputs();
 }
 

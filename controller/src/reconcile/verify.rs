@@ -471,12 +471,16 @@ async fn check_token(
 }
 
 fn app_registered(actions: &[Action], steps: &[StepReport]) -> CheckOutcome {
+    // A manual registration has no service principal action: its tokens prove it exists.
     for resource in [
         Resource::Application,
         Resource::AppCredential,
         Resource::ServicePrincipal,
         Resource::Consent,
     ] {
+        if !actions.iter().any(|action| action.resource == resource) {
+            continue;
+        }
         match outcome_of_resource(actions, steps, resource) {
             CheckOutcome::Passed { .. } => {}
             other => return other,
