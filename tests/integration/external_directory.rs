@@ -270,12 +270,17 @@ async fn samba_account_opens_a_seeded_mailbox() {
     let folder = ews(lab, &upn, account.password.expose())
         .get_sent_items_folder(MAILBOX)
         .await;
+    let down_level = format!("{}\\{}", lab.samba.netbios_domain, account.sam_account_name);
+    let folder_as_down_level = ews(lab, &down_level, account.password.expose())
+        .get_sent_items_folder(MAILBOX)
+        .await;
     delete_account(lab, &account).await;
     let folder = folder.expect("opening alice's Sent Items should succeed");
     assert!(
         folder.total_count.is_some_and(|count| count > 0),
         "{folder:?}"
     );
+    folder_as_down_level.expect("a DOMAIN\\user logon should work too");
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ pub struct ExternalClient {
     tls: Arc<rustls::ClientConfig>,
     /// Successful Basic logons, so that repeated requests do not bind each time.
     pub(crate) binds: BindCache,
-    /// The domain's NetBIOS name, read once for `DOMAIN\user` logons. `None` when the
+    /// The domain's NetBIOS name for `DOMAIN\user` logons, once read. `None` inside when the
     /// directory does not publish it.
     netbios: OnceCell<Option<String>>,
 }
@@ -253,20 +253,20 @@ impl ExternalClient {
             })
     }
 
-    /// Returns the domain's NetBIOS name from its cross-reference object, read once.
+    /// Returns the domain's NetBIOS name from its cross-reference object. A successful read
+    /// is kept, and a failed one is logged and tried again on the next call.
     pub(crate) async fn netbios_name(&self) -> Option<String> {
-        self.netbios
-            .get_or_init(|| async {
-                match self.read_netbios_name().await {
-                    Ok(name) => name,
-                    Err(error) => {
-                        tracing::warn!(%error, "failed to read the external domain's NetBIOS name; DOMAIN\\user logons fail");
-                        None
-                    }
-                }
-            })
-            .await
-            .clone()
+        let read = self
+            .netbios
+            .get_or_try_init(|| async { self.read_netbios_name().await })
+            .await;
+        match read {
+            Ok(name) => name.clone(),
+            Err(error) => {
+                tracing::warn!(%error, "failed to read the external domain's NetBIOS name; DOMAIN\\user logons fail until it can be read");
+                None
+            }
+        }
     }
 
     async fn read_netbios_name(&self) -> Result<Option<String>, ExternalError> {
