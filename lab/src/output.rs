@@ -369,8 +369,9 @@ account:
         format!(
             "# yaml-language-server: $schema=siu-v1.schema.json
 # Written by `siuctl lab up --external-directory-env`: an on-premises organization whose
-# Active Directory is {url_text} and whose Exchange is this lab. The lab checks EWS passwords
-# with LDAP binds against that directory, which cannot verify NTLM, so EWS uses Basic.
+# Exchange is this lab and whose Active Directory is {url_text}.
+# The lab checks EWS passwords with LDAP binds against that directory, which cannot verify
+# NTLM, so EWS uses Basic.
 apiVersion: siu/v1
 kind: SentItemsUpdate
 metadata:

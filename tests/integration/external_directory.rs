@@ -3,9 +3,11 @@
 //! `siuctl apply` creates it gets ApplicationImpersonation through the management stand-in
 //! (`siuctl lab exchange-shell`), and opens a seeded mailbox over EWS with Basic.
 //!
-//! Runs on the Samba that the directory checks start when `SIU_SAMBA=1` is set, and skips
-//! with a message otherwise. One lab follows Samba for the whole test binary, because seeding
-//! writes the lab's generated passwords into Samba and a second lab would overwrite them.
+//! The Samba checks run on the Samba that the directory checks start when `SIU_SAMBA=1` is
+//! set, and skip with a message otherwise. One lab follows Samba for the whole test binary,
+//! because seeding writes the lab's generated passwords into Samba and a second lab would
+//! overwrite them. The generated spec is checked in every run, with a second lab's LDAP
+//! server as the directory.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -331,4 +333,42 @@ async fn disabled_samba_account_gets_401() {
         matches!(must_change_result, Err(EwsError::Unauthorized { .. })),
         "{must_change_result:?}"
     );
+}
+
+#[tokio::test]
+async fn generated_spec_validates() {
+    // A second lab's LDAP server stands in for the directory, so that this runs without Samba.
+    let directory = siu_lab::Lab::start(siu_lab::LabConfig::new(siu_lab::Fixture::default_org()))
+        .await
+        .expect("the directory lab should start");
+    let settings = ExternalDirectory::new(
+        directory.endpoints().ldaps.to_string(),
+        "Administrator@lab.example",
+        directory
+            .secrets()
+            .get("Administrator.password")
+            .expect("the lab publishes the administrator's password"),
+        directory.ca_pem(),
+        "DC=lab,DC=example",
+    );
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut config = siu_lab::LabConfig::new(siu_lab::Fixture::default_org());
+    config.dir = Some(dir.path().to_path_buf());
+    config.external_directory = Some(settings);
+    let _lab = siu_lab::Lab::start(config)
+        .await
+        .expect("the following lab should start");
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_siuctl"))
+        .args(["validate", "-f", "onprem-external.yaml"])
+        .current_dir(dir.path().join("specs"))
+        .output()
+        .expect("siuctl should run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("onprem-external.yaml: valid"), "{stdout}");
 }
