@@ -263,6 +263,8 @@ impl Lab {
             _ => World::from_fixture(&config.fixture)?,
         };
         let tenant = world.tenant.id;
+
+        // The external directory, seeded with the world before anything is served.
         let mut seed_report = None;
         let external = match &config.external_directory {
             Some(directory) => {

@@ -312,7 +312,15 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
         config.faults.extend(parse_fault_rules(text)?);
     }
     if let Some(path) = &args.external_directory_env {
-        config.external_directory = Some(ExternalDirectory::from_env_file(path)?);
+        let directory = ExternalDirectory::from_env_file(path)?;
+        if !args.no_seed {
+            print(&format!(
+                "seeding {} below {} before serving\n",
+                directory.url,
+                directory.seed_root()
+            ))?;
+        }
+        config.external_directory = Some(directory);
         config.seed_external_directory = !args.no_seed;
     }
 

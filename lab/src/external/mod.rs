@@ -5,7 +5,7 @@
 //! still serves EWS, the management shell and Entra itself, but accounts live in another
 //! directory server, such as a Samba AD domain controller:
 //!
-//! - [`seed`] writes the fixture's users and groups into the external directory below an
+//! - [`seed()`] writes the fixture's users and groups into the external directory below an
 //!   organizational unit of their own ([`ExternalDirectory::seed_root`]). A second run with
 //!   the same world changes nothing.
 //! - [`lookup`] finds the accounts that EWS Basic authentication or a management cmdlet names
