@@ -104,11 +104,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
         }
         Err(problems) => {
             tracing::debug!(spec = %path.display(), problems = problems.len(), "spec is invalid");
-            let diagnostics = problems
-                .into_iter()
-                .map(|problem| source.diagnostic(problem))
-                .collect();
-            Err(invalid(path, diagnostics))
+            Err(invalid(path, source.diagnostics(problems)))
         }
     }
 }
