@@ -18,6 +18,11 @@ use crate::source_map::{self, NodeKind, SourceMap};
 /// few hundred kilobytes.
 pub const MAX_SPEC_BYTES: u64 = 8 * 1024 * 1024;
 
+/// The most problems reported for one file. A spec with more is usually wrong in one
+/// systematic way, such as a wrong domain on every scope entry, and rendering every
+/// problem of an 8 MiB file would cost hundreds of megabytes.
+pub const MAX_DIAGNOSTICS: usize = 1000;
+
 /// Names of the fields that hold secrets. Their inline values are masked in snippets.
 const SECRET_FIELDS: &[&str] = &["bindPassword", "password", "clientSecret"];
 
@@ -102,9 +107,18 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
             tracing::debug!(spec = %path.display(), name = %state.name, "spec is valid");
             Ok(state)
         }
-        Err(problems) => {
+        Err(mut problems) => {
             tracing::debug!(spec = %path.display(), problems = problems.len(), "spec is invalid");
-            Err(invalid(path, source.diagnostics(problems)))
+            let omitted = problems.len().saturating_sub(MAX_DIAGNOSTICS);
+            problems.truncate(MAX_DIAGNOSTICS);
+            let mut diagnostics = source.diagnostics(problems);
+            if omitted > 0 {
+                diagnostics.push(Diagnostic::for_file(
+                    path,
+                    format!("{omitted} more problems are not shown; fix the ones above and check the spec again"),
+                ));
+            }
+            Err(invalid(path, diagnostics))
         }
     }
 }
@@ -498,6 +512,23 @@ appRegistration:
         let rendered = diagnostics[0].render();
         assert!(rendered.contains("unknown field `value`"), "{rendered}");
         assert!(!rendered.contains("s3cr3t-value"), "{rendered}");
+    }
+
+    #[test]
+    fn load_str_caps_reported_problems() {
+        let users: String = (0..MAX_DIAGNOSTICS + 500)
+            .map(|index| format!("    - user{index}\n"))
+            .collect();
+        let text = format!("{MINIMAL}scope:\n  mode: only\n  users:\n{users}");
+
+        let messages = messages(load_minimal(&text).unwrap_err());
+
+        assert_eq!(messages.len(), MAX_DIAGNOSTICS + 1);
+        assert!(messages[0].contains("scope.users[0]"), "{}", messages[0]);
+        assert_eq!(
+            messages[MAX_DIAGNOSTICS],
+            "500 more problems are not shown; fix the ones above and check the spec again"
+        );
     }
 
     #[test]
