@@ -187,7 +187,9 @@ impl SourceText<'_> {
                     path: self.path.clone(),
                     line: problem.span.map(|span| span.start.line),
                     column: problem.span.map(|span| span.start.column),
-                    field: problem.field,
+                    field: problem
+                        .field
+                        .map(|field| crate::secret::shown_field_path(&field).to_owned()),
                     message: escape_invisible(&problem.message).into_owned(),
                     help: problem.help.map(|help| {
                         help.lines()
@@ -486,13 +488,7 @@ fn secret_values_by_key(line: &str) -> Vec<Range<usize>> {
         if colon < scanned {
             continue;
         }
-        let key_end = line[..colon].trim_end_matches(['"', '\'']).len();
-        let key_start = line[..key_end]
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
-            .map_or(0, |(index, c)| index + c.len_utf8());
-        if !is_secret_key(&line[key_start..key_end]) {
+        if !is_secret_key(key_before(line, colon)) {
             continue;
         }
 
@@ -515,6 +511,62 @@ fn secret_values_by_key(line: &str) -> Vec<Range<usize>> {
         scanned = line.len();
     }
     ranges
+}
+
+/// Returns the key that ends at the `:` at byte `colon` of `line`, without quotes.
+fn key_before(line: &str, colon: usize) -> &str {
+    let key_end = line[..colon].trim_end_matches(['"', '\'']).len();
+    let key_start = line[..key_end]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
+        .map_or(0, |(index, c)| index + c.len_utf8());
+    &line[key_start..key_end]
+}
+
+/// Returns the byte range of the line that contains `byte` when that line may continue
+/// the value of a key that names a secret.
+///
+/// A syntax error leaves no source map to say where a value ends, so this works on the
+/// text: the line belongs to the nearest line above it that is indented less, or as much
+/// when it starts with `}` or `]`, which close a flow collection opened on such a line.
+/// When that line has a key such as `password:`, the whole line is hidden, as in
+/// `password: abc` followed by `    hunter2: x`.
+pub(crate) fn secret_continuation(text: &str, byte: usize) -> Option<Range<usize>> {
+    let lines = LineIndex::new(text);
+    let number = lines.starts.partition_point(|&start| start <= byte);
+    let position = Position {
+        line: number,
+        column: 1,
+        byte: lines.starts[number - 1],
+    };
+    let line = lines.line_of(text, position)?;
+    let indent = |line: &str| line.len() - line.trim_start_matches([' ', '\t']).len();
+    let error_line = &text[line.clone()];
+    let error_indent = indent(error_line);
+    let closes_flow = error_line.trim_start().starts_with(['}', ']']);
+
+    for above in (1..number).rev() {
+        let start = lines.starts[above - 1];
+        let candidate = text[start..lines.starts[above]].trim_end_matches(['\n', '\r']);
+        let content = candidate.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let candidate_indent = indent(candidate);
+        if candidate_indent < error_indent || (closes_flow && candidate_indent == error_indent) {
+            // `? password` is an explicit key, whose value follows on a `:` line.
+            let explicit_key = content
+                .strip_prefix('?')
+                .is_some_and(|key| is_secret_key(key.trim()));
+            let has_secret_key = explicit_key
+                || candidate
+                    .match_indices(':')
+                    .any(|(colon, _)| is_secret_key(key_before(candidate, colon)));
+            return has_secret_key.then_some(line);
+        }
+    }
+    None
 }
 
 /// Returns the length of the well-formed secret reference at the start of `text`, such as
@@ -779,6 +831,48 @@ mod tests {
                 .take_while(|c| c.is_alphanumeric())
                 .collect();
             assert_eq!(pointed, format!("u{index}"), "{snippet}");
+        }
+    }
+
+    #[test]
+    fn secret_continuation_finds_lines_of_secret_values() {
+        for (text, line) in [
+            (
+                "account:\n  password: abc\n    hunter2: x\n",
+                "    hunter2: x",
+            ),
+            (
+                "account:\n  password: |\n    a\n   hunter2: x\n",
+                "   hunter2: x",
+            ),
+            (
+                "a:\n  password: {\n    fromEnv: X\n  } hunter2\n",
+                "  } hunter2",
+            ),
+            (
+                "a:\n  password: 'abc\n\n    # c\n    hunter2' x\n",
+                "    hunter2' x",
+            ),
+            ("a:\n? password\n  : hunter2 : x\n", "  : hunter2 : x"),
+        ] {
+            let byte = text.find(line).unwrap();
+
+            let range = secret_continuation(text, byte + 2);
+
+            assert_eq!(range, Some(byte..byte + line.len()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn secret_continuation_ignores_other_values() {
+        for text in [
+            "account:\n  upn: abc\n    def: x\n",
+            "account:\n  password: { fromEnv: X }\n  upn: : x\n",
+            "password: x\nupn: : x\n",
+        ] {
+            let byte = text.rfind(": x").unwrap();
+
+            assert_eq!(secret_continuation(text, byte), None, "{text:?}");
         }
     }
 

@@ -12,19 +12,18 @@ use std::path::{Path, PathBuf};
 use crate::desired::DesiredState;
 use crate::diagnostic::{Diagnostic, Position, Problem, SourceText, Span};
 use crate::error::Error;
+use crate::secret::SECRET_FIELDS;
 use crate::source_map::{self, NodeKind, SourceMap};
+use crate::validate::values::check_env_name;
 
 /// The largest spec file accepted, in bytes. A spec with thousands of scope entries is a
 /// few hundred kilobytes.
 pub const MAX_SPEC_BYTES: u64 = 8 * 1024 * 1024;
 
-/// The most problems reported for one file. A spec with more is usually wrong in one
-/// systematic way, such as a wrong domain on every scope entry, and rendering every
-/// problem of an 8 MiB file would cost hundreds of megabytes.
+/// The maximum number of problems reported for one file. A spec with more is usually
+/// wrong in one systematic way, such as a wrong domain on every scope entry, and rendering
+/// every problem of an 8 MiB file would cost hundreds of megabytes.
 pub const MAX_DIAGNOSTICS: usize = 1000;
-
-/// Names of the fields that hold secrets. Their inline values are masked in snippets.
-const SECRET_FIELDS: &[&str] = &["bindPassword", "password", "clientSecret"];
 
 /// Reads, parses and validates the spec file at `path`.
 pub fn load(path: &Path) -> Result<DesiredState, Error> {
@@ -67,10 +66,14 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<DesiredState, Error> {
                 text: &lossy,
                 secret_ranges: Vec::new(),
             };
-            return Err(invalid(
-                path,
-                vec![source.diagnostic(not_utf8_problem(bytes, &error))],
-            ));
+            let mut problem = not_utf8_problem(bytes, &error);
+            problem
+                .hidden
+                .extend(crate::diagnostic::secret_continuation(
+                    &lossy,
+                    error.valid_up_to(),
+                ));
+            return Err(invalid(path, vec![source.diagnostic(problem)]));
         }
     };
     load_str(text, path)
@@ -91,7 +94,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
             return Err(invalid(path, vec![source.diagnostic(*problem)]));
         }
     };
-    source.secret_ranges = inline_secret_ranges(&map);
+    source.secret_ranges = inline_secret_ranges(&map, text);
 
     let spec = match crate::parse::deserialize(text, &map) {
         Ok(spec) => spec,
@@ -159,21 +162,53 @@ fn not_utf8_problem(bytes: &[u8], error: &std::str::Utf8Error) -> Problem {
     .with_help("save the spec as UTF-8 text")
 }
 
-/// Byte ranges of the scalars inside secret fields, other than the names and paths of
-/// `fromEnv` and `fromFile` references. They are secrets written inline, possibly in a
-/// malformed reference such as `password: { value: hunter2 }`.
-fn inline_secret_ranges(map: &SourceMap) -> Vec<std::ops::Range<usize>> {
-    map.iter()
-        .filter(|(path, node)| {
-            let mut segments = path.split(['.', '[']);
-            let in_secret = segments
-                .clone()
-                .any(|segment| SECRET_FIELDS.contains(&segment));
-            let is_reference = matches!(segments.next_back(), Some("fromEnv" | "fromFile"));
-            node.kind == NodeKind::Scalar && in_secret && !is_reference
-        })
-        .map(|(_, node)| node.value.start.byte..node.value.end.byte)
-        .collect()
+/// Byte ranges inside secret fields that may contain a secret.
+///
+/// These are every scalar except a `fromFile` path and a `fromEnv` value that is a
+/// variable name, and every key below the field except `fromEnv` and `fromFile`. They
+/// cover secrets written inline, also in a malformed reference such as
+/// `password: { value: hunter2 }`, or `password: {hunter2}`, where the secret is a key.
+fn inline_secret_ranges(map: &SourceMap, text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    for (path, node) in map.iter() {
+        let segments: Vec<&str> = path.split(['.', '[']).collect();
+        let Some(field) = segments
+            .iter()
+            .position(|segment| SECRET_FIELDS.contains(segment))
+        else {
+            continue;
+        };
+        let last = segments[field + 1..].last().copied();
+
+        if let (Some(key), Some(name)) = (node.key, last)
+            && !matches!(name, "fromEnv" | "fromFile")
+        {
+            ranges.push(key.start.byte..key.end.byte);
+        }
+        if node.kind != NodeKind::Scalar {
+            continue;
+        }
+        let value = node.value.start.byte..node.value.end.byte;
+        let shown = match last {
+            Some("fromFile") => true,
+            Some("fromEnv") => text
+                .get(value.clone())
+                .is_some_and(|raw| check_env_name(unquote(raw)).is_ok()),
+            _ => false,
+        };
+        if !shown {
+            ranges.push(value);
+        }
+    }
+    ranges
+}
+
+/// Strips one pair of matching quotes from scalar source text.
+fn unquote(raw: &str) -> &str {
+    ['"', '\'']
+        .iter()
+        .find_map(|quote| raw.strip_prefix(*quote)?.strip_suffix(*quote))
+        .unwrap_or(raw)
 }
 
 /// Makes `path` absolute against the current directory, without touching the file
@@ -510,7 +545,10 @@ appRegistration:
         };
 
         let rendered = diagnostics[0].render();
-        assert!(rendered.contains("unknown field `value`"), "{rendered}");
+        assert!(
+            rendered.contains("unknown key in a secret reference"),
+            "{rendered}"
+        );
         assert!(!rendered.contains("s3cr3t-value"), "{rendered}");
     }
 

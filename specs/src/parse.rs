@@ -65,6 +65,13 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
                 }
             }
             problem.help = Some(suggest(field, expected));
+            // The value of a misspelled field such as `pasword: hunter2` may be a secret,
+            // and the message is about the key alone.
+            if let Some(node) = scalar_field.as_deref().and_then(|path| map.get(path)) {
+                problem
+                    .hidden
+                    .push(node.value.start.byte..node.value.end.byte);
+            }
             problem
         }
         YamlError::SerdeMissingField { field, .. } => {

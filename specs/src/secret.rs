@@ -196,6 +196,34 @@ impl JsonSchema for SecretSpec {
 /// The keys of a secret reference, for unknown-field errors.
 const SECRET_REF_KEYS: &[&str] = &["fromEnv", "fromFile"];
 
+/// Names of the spec fields that contain secrets.
+pub(crate) const SECRET_FIELDS: &[&str] = &["bindPassword", "password", "clientSecret"];
+
+/// Returns the part of a field path that messages may show.
+///
+/// Below a secret field, a key other than `fromEnv` or `fromFile` may be the secret
+/// itself, as in `password: {hunter2}`, so the path ends before such a key:
+/// `account.password.hunter2` becomes `account.password`.
+pub(crate) fn shown_field_path(path: &str) -> &str {
+    let mut below_secret = false;
+    let mut shown_end = 0;
+    for (offset, segment) in path.split('.').scan(0, |offset, segment| {
+        let start = *offset;
+        *offset += segment.len() + 1;
+        Some((start, segment))
+    }) {
+        let name = segment.split('[').next().unwrap_or(segment);
+        if below_secret && !SECRET_REF_KEYS.contains(&name) {
+            return &path[..shown_end];
+        }
+        if SECRET_FIELDS.contains(&name) {
+            below_secret = true;
+        }
+        shown_end = offset + segment.len();
+    }
+    path
+}
+
 struct SecretSpecVisitor;
 
 impl SecretSpecVisitor {
@@ -258,7 +286,7 @@ impl<'de> Visitor<'de> for SecretSpecVisitor {
         let reference = match key.as_str() {
             "fromEnv" => SecretRef::FromEnv(map.next_value()?),
             "fromFile" => SecretRef::FromFile(map.next_value()?),
-            _ => return Err(de::Error::unknown_field(&key, SECRET_REF_KEYS)),
+            _ => return Err(unknown_reference_key(&key)),
         };
         if map.next_key::<String>()?.is_some() {
             return Err(de::Error::custom(
@@ -266,6 +294,25 @@ impl<'de> Visitor<'de> for SecretSpecVisitor {
             ));
         }
         Ok(SecretSpec::Reference(reference))
+    }
+}
+
+/// Returns the error for a key other than `fromEnv` and `fromFile` in a secret reference.
+///
+/// The message names the key only when it is close to one of the two, as `fromenv` is.
+/// Any other key may be the secret itself, as in `password: {hunter2}`, where the braces
+/// turn the secret into a key.
+fn unknown_reference_key<E: de::Error>(key: &str) -> E {
+    let lowercase = key.to_lowercase();
+    let is_typo = SECRET_REF_KEYS
+        .iter()
+        .any(|name| strsim::jaro_winkler(&lowercase, &name.to_lowercase()) >= 0.8);
+    if is_typo {
+        de::Error::unknown_field(key, SECRET_REF_KEYS)
+    } else {
+        de::Error::custom(
+            "unknown key in a secret reference, not shown because it may be the secret itself; write `{ fromEnv: NAME }` or `{ fromFile: PATH }`",
+        )
     }
 }
 
@@ -328,10 +375,44 @@ mod tests {
     }
 
     #[test]
+    fn secret_spec_hides_key_that_may_be_secret() {
+        for yaml in ["password: {hunter2}\n", "password: { hunter2: x }\n"] {
+            let error = parse(yaml).unwrap_err();
+            // The error's own snippet quotes the input; siuctl renders its own.
+            let message = error.without_snippet().to_string();
+
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(
+                message.contains("unknown key in a secret reference"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn secret_spec_refuses_to_serialize_inline() {
         let result = serde_json::to_string(&SecretSpec::Inline);
 
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn shown_field_path_stops_before_unknown_secret_keys() {
+        for (path, shown) in [
+            ("account.password.hunter2", "account.password"),
+            ("account.password.hunter.2", "account.password"),
+            ("account.password.fromEnv", "account.password.fromEnv"),
+            (
+                "account.password.fromEnv.hunter2",
+                "account.password.fromEnv",
+            ),
+            ("account.password.fromEnv[0]", "account.password.fromEnv[0]"),
+            ("account.password", "account.password"),
+            ("account.upn", "account.upn"),
+            ("", ""),
+        ] {
+            assert_eq!(shown_field_path(path), shown, "{path}");
+        }
     }
 
     #[test]

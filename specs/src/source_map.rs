@@ -52,7 +52,6 @@ pub(crate) struct SourceMap {
 
 impl SourceMap {
     /// Returns the location of the value at `path`, if the document has one.
-    #[cfg(test)]
     pub(crate) fn get(&self, path: &str) -> Option<&NodeLocation> {
         self.nodes.get(path)
     }
@@ -450,6 +449,9 @@ fn scan_problem(text: &str, error: &granit_parser::ScanError) -> Problem {
         );
     }
     let mut problem = Problem::new(Some(Span::at(position)), format!("invalid YAML: {info}"));
+    problem
+        .hidden
+        .extend(crate::diagnostic::secret_continuation(text, position.byte));
     if info.contains("tab") {
         problem = problem.with_help("indent with spaces; YAML does not allow tabs for indentation");
     }

@@ -122,6 +122,17 @@ impl Validator<'_> {
         self.push(self.map.key_span(path), path, message)
     }
 
+    /// Records a problem with the value at `path` whose snippets mask that value, because
+    /// it may contain a secret.
+    fn error_hiding_value(&mut self, path: &str, message: impl Into<String>) -> &mut Problem {
+        let span = self.map.value_span(path);
+        let problem = self.push(span, path, message);
+        if let Some(span) = span {
+            problem.hidden.push(span.start.byte..span.end.byte);
+        }
+        problem
+    }
+
     fn push(&mut self, span: Option<Span>, path: &str, message: impl Into<String>) -> &mut Problem {
         self.problems
             .push(Problem::new(span, message).with_field(path));
@@ -190,7 +201,15 @@ impl Validator<'_> {
             SecretSpec::Reference(SecretRef::FromEnv(variable)) => {
                 let path = join_key(field, "fromEnv");
                 if let Err(message) = values::check_env_name(variable) {
-                    self.error(&path, format!("invalid `{path}`: {message}"));
+                    let (example, _) = secret_examples(field);
+                    self.error_hiding_value(
+                        &path,
+                        format!("invalid `{path}`: {message}, for example `{example}`"),
+                    )
+                    .help = Some(
+                        "`fromEnv` takes the name of the environment variable that contains the secret; the value is not shown because it may be the secret itself"
+                            .to_owned(),
+                    );
                     return None;
                 }
                 Some(SecretRef::FromEnv(variable.clone()))
@@ -211,20 +230,34 @@ impl Validator<'_> {
         allow_http: bool,
         http_help: &str,
     ) -> Option<Url> {
+        let has_userinfo = values::userinfo_range(text).is_some();
         let url = match Url::parse(text) {
             Ok(url) => url,
             Err(error) => {
-                self.error(
-                    field,
-                    format!("invalid `{field}`: `{text}` is not a URL ({error})"),
-                )
-                .help = Some(
+                let message = format!(
+                    "invalid `{field}`: `{}` is not a URL ({error})",
+                    values::redact_userinfo(text)
+                );
+                let problem = if has_userinfo {
+                    self.error_hiding_value(field, message)
+                } else {
+                    self.error(field, message)
+                };
+                problem.help = Some(
                     "write a full URL such as `https://mail.contoso.com/EWS/Exchange.asmx`"
                         .to_owned(),
                 );
                 return None;
             }
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            self.error_hiding_value(field, format!("`{field}` contains a user name or password"))
+                .help = Some(
+                "remove the credentials from the URL; siuctl signs in with the configured account"
+                    .to_owned(),
+            );
+            return None;
+        }
         match url.scheme() {
             "https" => {}
             "http" if allow_http => {}
@@ -246,14 +279,6 @@ impl Validator<'_> {
         }
         if url.host().is_none() {
             self.error(field, format!("`{field}` has no host"));
-            return None;
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            self.error(field, format!("`{field}` contains a user name or password"))
-                .help = Some(
-                "remove the credentials from the URL; siuctl signs in with the configured account"
-                    .to_owned(),
-            );
             return None;
         }
         Some(url)

@@ -270,7 +270,8 @@ pub(crate) fn normalize_thumbprint(text: &str) -> Result<String, String> {
 }
 
 /// Checks the name of an environment variable: a letter or `_`, then letters, digits and
-/// `_`.
+/// `_`. The message leaves the name out, because a name that fails this check may be a
+/// secret written in its place.
 pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = chars
@@ -280,9 +281,26 @@ pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not an environment variable name; use letters, digits and `_`, for example `AD_BIND_PASSWORD`"
-        ))
+        Err("not an environment variable name; use letters, digits and `_`".to_owned())
+    }
+}
+
+/// Returns the byte range of the user name and password in a URL such as
+/// `https://user:password@host/`, including the `@`.
+pub(crate) fn userinfo_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '\\', '?', '#'])
+        .map_or(url.len(), |offset| start + offset);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some(start..at + 1)
+}
+
+/// Returns `url` with its user name and password replaced by `[redacted]`, for messages.
+pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    match userinfo_range(url) {
+        Some(range) => format!("{}[redacted]@{}", &url[..range.start], &url[range.end..]).into(),
+        None => url.into(),
     }
 }
 
@@ -459,6 +477,30 @@ mod tests {
         for name in ["", "1A", "A-B", "A B", "$A"] {
             assert!(check_env_name(name).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn check_env_name_hides_rejected_name() {
+        let message = check_env_name("hunter2!").unwrap_err();
+
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn redact_userinfo_hides_credentials() {
+        assert_eq!(
+            redact_userinfo("https://siu:hunter2@mail.contoso.com/EWS/Exchange.asmx"),
+            "https://[redacted]@mail.contoso.com/EWS/Exchange.asmx"
+        );
+        assert_eq!(
+            redact_userinfo("ldaps://a@b:c@dc1.contoso.com"),
+            "ldaps://[redacted]@dc1.contoso.com"
+        );
+        assert_eq!(
+            redact_userinfo("https://mail.contoso.com/EWS/user@contoso.com"),
+            "https://mail.contoso.com/EWS/user@contoso.com"
+        );
+        assert_eq!(redact_userinfo("mail.contoso.com"), "mail.contoso.com");
     }
 
     #[test]
