@@ -27,26 +27,92 @@ pub const MAX_DIAGNOSTICS: usize = 1000;
 
 /// Reads, parses and validates the spec file at `path`.
 pub fn load(path: &Path) -> Result<DesiredState, Error> {
+    let bytes = read(path)?;
+    load_bytes(&bytes, path)
+}
+
+/// Reads a spec file of at most [`MAX_SPEC_BYTES`].
+///
+/// The file is read once, so a pipe such as `/dev/stdin` or the `<(...)` of a shell works.
+/// A FIFO that no process writes to reads as empty rather than blocking, and gives
+/// [`Error::EmptyPipe`].
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
     let read_error = |source| Error::Read {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > MAX_SPEC_BYTES {
-        return Err(too_large(path, size));
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if metadata.is_dir() {
+        return Err(Error::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let is_pipe = is_pipe(&metadata);
+    if metadata.len() > MAX_SPEC_BYTES {
+        return Err(too_large(path, metadata.len()));
     }
 
-    // The size can change between the check and the read, so the read is bounded too.
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let file = open(path, is_pipe).map_err(read_error)?;
+    // The size can change between the check and the read, and a device has no size, so
+    // the read is bounded too.
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
     file.take(MAX_SPEC_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(too_large(path, bytes.len() as u64));
     }
+    if is_pipe && bytes.is_empty() {
+        return Err(Error::EmptyPipe {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
 
-    load_bytes(&bytes, path)
+#[cfg(unix)]
+fn is_pipe(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_pipe(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Opens a file for reading. Opening a FIFO blocks until a process opens it for writing,
+/// so a FIFO is opened without blocking and then switched back to blocking reads. A read
+/// then waits for data while a writer has the FIFO open, and returns end of file when
+/// none has.
+// NOTE: a writer that opens a named FIFO only after siuctl has read it is missed, and the
+// FIFO reads as empty.
+#[cfg(unix)]
+fn open(path: &Path, is_pipe: bool) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    if !is_pipe {
+        return std::fs::File::open(path);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let descriptor = file.as_raw_fd();
+    // SAFETY: `descriptor` belongs to `file`, which is open for the duration of both calls.
+    let flags = unsafe { libc::fcntl(descriptor, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(descriptor, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+fn open(path: &Path, _is_pipe: bool) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 /// Parses and validates spec text as if it had been read from `path`. Relative paths in

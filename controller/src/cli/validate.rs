@@ -1,6 +1,6 @@
 //! `siuctl validate`: checks spec files without contacting any server.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Serialize;
@@ -41,17 +41,7 @@ struct Report<'a> {
 pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     let mut files = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let diagnostics = if is_lab_fixture(path) {
-            match siu_lab::Fixture::load(path) {
-                Ok(_) => Vec::new(),
-                Err(error) => vec![Diagnostic::for_file(path, error.to_string())],
-            }
-        } else {
-            match siu_specs::load(path) {
-                Ok(_) => Vec::new(),
-                Err(error) => error.diagnostics(path),
-            }
-        };
+        let diagnostics = check_file(path);
         files.push(FileReport {
             path,
             valid: diagnostics.is_empty(),
@@ -81,18 +71,37 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// Whether a file declares `kind: LabOrganization` at the top level: an organization fixture
-/// for `siuctl lab up`, checked with the lab's own parser.
-fn is_lab_fixture(path: &std::path::Path) -> bool {
-    use std::io::Read;
-    let mut head = Vec::new();
-    let readable = std::fs::File::open(path)
-        .and_then(|file| file.take(64 * 1024).read_to_end(&mut head))
-        .is_ok();
-    readable
-        && String::from_utf8_lossy(&head)
-            .lines()
-            .any(|line| line.trim_end() == format!("kind: {}", siu_lab::fixture::KIND))
+/// Checks one file and returns its problems. The file is read once, with the size limit
+/// of a spec, so that a pipe can be checked and a huge file is not read whole.
+fn check_file(path: &Path) -> Vec<Diagnostic> {
+    let bytes = match siu_specs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => return error.diagnostics(path),
+    };
+    if !is_lab_fixture(&bytes) {
+        return match siu_specs::load_bytes(&bytes, path) {
+            Ok(_) => Vec::new(),
+            Err(error) => error.diagnostics(path),
+        };
+    }
+
+    let origin = path.display().to_string();
+    let result = std::str::from_utf8(&bytes)
+        .map_err(|error| format!("lab fixture {origin} is not UTF-8 text: {error}"))
+        .and_then(|text| siu_lab::Fixture::parse(text, &origin).map_err(|error| error.to_string()));
+    match result {
+        Ok(_) => Vec::new(),
+        Err(message) => vec![Diagnostic::for_file(path, message)],
+    }
+}
+
+/// Whether a file declares `kind: LabOrganization` at the top level in its first 64 KiB:
+/// an organization fixture for `siuctl lab up`, checked with the lab's own parser.
+fn is_lab_fixture(bytes: &[u8]) -> bool {
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    String::from_utf8_lossy(head)
+        .lines()
+        .any(|line| line.trim_end() == format!("kind: {}", siu_lab::fixture::KIND))
 }
 
 fn render_text(report: &Report<'_>) -> String {
