@@ -25,7 +25,9 @@ const SNIPPET_WIDTH: usize = 100;
 /// One problem in a spec file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
-    /// The spec file, as given on the command line.
+    /// The spec file, as given on the command line. JSON shows a path that is not UTF-8
+    /// with replacement characters.
+    #[serde(serialize_with = "serialize_path_lossy")]
     pub path: PathBuf,
     /// The 1-based line of the problem, or `None` for a problem with the whole file.
     pub line: Option<usize>,
@@ -44,12 +46,13 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// Creates a diagnostic for a problem with the whole file, such as a read failure.
     pub fn for_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             path: path.into(),
             line: None,
             column: None,
             field: None,
-            message: message.into(),
+            message: escape_invisible(&message).into_owned(),
             help: None,
             snippet: None,
         }
@@ -62,9 +65,17 @@ impl Diagnostic {
     }
 }
 
+/// Serializes a path as a string, with replacement characters where it is not UTF-8.
+fn serialize_path_lossy<S: serde::Serializer>(
+    path: &std::path::Path,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", escape_invisible(&self.path.to_string_lossy()))?;
         if let (Some(line), Some(column)) = (self.line, self.column) {
             write!(f, ":{line}:{column}")?;
         }
@@ -440,7 +451,7 @@ pub(crate) fn is_invisible(c: char) -> bool {
 /// Replaces invisible characters in `text` with escapes such as `\n` or `\u{200b}`, so
 /// that a value in a message cannot move the cursor, change the terminal's colors or hide
 /// a character.
-pub(crate) fn escape_invisible(text: &str) -> Cow<'_, str> {
+pub fn escape_invisible(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_invisible) {
         return Cow::Borrowed(text);
     }

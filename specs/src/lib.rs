@@ -29,7 +29,7 @@ pub mod spec;
 mod validate;
 
 pub use desired::DesiredState;
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, escape_invisible};
 pub use error::Error;
 pub use load::{MAX_DIAGNOSTICS, MAX_SPEC_BYTES, load, load_bytes, load_str, read};
 pub use schema::{schema, schema_json};

@@ -392,6 +392,52 @@ fn oversized_lab_fixture_is_rejected_before_reading() {
 }
 
 #[test]
+fn json_output_accepts_non_utf8_file_name() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let root = repository_root();
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let name = std::ffi::OsStr::from_bytes(b"spec-\xff.yaml");
+    std::fs::copy(
+        root.join("examples/onprem.yaml"),
+        directory.path().join(name),
+    )
+    .expect("the example is copied");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_siuctl"))
+        .args(["validate", "--output", "json", "-f"])
+        .arg(name)
+        .current_dir(directory.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("siuctl runs");
+
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(report["files"][0]["path"], "spec-\u{fffd}.yaml");
+}
+
+#[test]
+fn text_output_escapes_control_characters_in_file_name() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let name = "spec\u{1b}[2J\nfake.yaml: valid.yaml";
+    std::fs::write(directory.path().join(name), "").expect("the file is written");
+
+    let output = siuctl(&["validate", "-f", name], directory.path());
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(!stdout.contains("\nfake.yaml"), "{stdout:?}");
+    assert!(
+        stdout.starts_with(
+            "spec\\u{1b}[2J\\nfake.yaml: valid.yaml:1:1: error: the file contains no YAML document"
+        ),
+        "{stdout:?}"
+    );
+}
+
+#[test]
 fn missing_file_is_reported() {
     let directory = tempfile::tempdir().expect("a temporary directory");
 

@@ -23,17 +23,18 @@ pub struct ValidateArgs {
 
 /// The result for one file, as printed by `--output json`.
 #[derive(Debug, Serialize)]
-struct FileReport<'a> {
-    path: &'a std::path::Path,
+struct FileReport {
+    /// The path as given, with replacement characters where it is not UTF-8.
+    path: String,
     valid: bool,
     diagnostics: Vec<Diagnostic>,
 }
 
 /// The whole result, as printed by `--output json`.
 #[derive(Debug, Serialize)]
-struct Report<'a> {
+struct Report {
     valid: bool,
-    files: Vec<FileReport<'a>>,
+    files: Vec<FileReport>,
 }
 
 /// Checks every file and prints the problems. Exits with [`Exit::Failure`] when any file
@@ -43,7 +44,7 @@ pub fn run(args: ValidateArgs) -> anyhow::Result<Exit> {
     for path in &args.files {
         let diagnostics = check_file(path);
         files.push(FileReport {
-            path,
+            path: path.to_string_lossy().into_owned(),
             valid: diagnostics.is_empty(),
             diagnostics,
         });
@@ -104,12 +105,15 @@ fn is_lab_fixture(bytes: &[u8]) -> bool {
         .any(|line| line.trim_end() == format!("kind: {}", siu_lab::fixture::KIND))
 }
 
-fn render_text(report: &Report<'_>) -> String {
+fn render_text(report: &Report) -> String {
     let mut text = String::new();
     let mut problems = 0;
     for file in &report.files {
         if file.valid {
-            text.push_str(&format!("{}: valid\n", file.path.display()));
+            text.push_str(&format!(
+                "{}: valid\n",
+                siu_specs::escape_invisible(&file.path)
+            ));
         } else {
             problems += file.diagnostics.len();
             text.push_str(&output::render_diagnostics(&file.diagnostics));
