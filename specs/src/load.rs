@@ -619,6 +619,33 @@ appRegistration:
     }
 
     #[test]
+    fn load_str_rejects_unusable_ews_urls() {
+        let cases = [
+            ("https:///EWS/Exchange.asmx", "has no host"),
+            ("https://mail.contoso.com:0/EWS/Exchange.asmx", "has port 0"),
+            (
+                "\"https://mail.contoso.com/EWS\\t/Exchange.asmx\"",
+                "control character",
+            ),
+            (
+                "https://siu:pw@mail.contoso.com/EWS/Exchange.asmx",
+                "user name or password",
+            ),
+        ];
+        for (url, expected) in cases {
+            let text = MINIMAL.replace(
+                "server: Mail.Contoso.com",
+                &format!("server: Mail.Contoso.com\n    ewsUrl: {url}"),
+            );
+
+            let messages = messages(load_minimal(&text).unwrap_err());
+
+            assert_eq!(messages.len(), 1, "{url}: {messages:?}");
+            assert!(messages[0].contains(expected), "{url}: {messages:?}");
+        }
+    }
+
+    #[test]
     fn load_str_caps_reported_problems() {
         let users: String = (0..MAX_DIAGNOSTICS + 500)
             .map(|index| format!("    - user{index}\n"))

@@ -181,6 +181,19 @@ impl Validator<'_> {
         let allow_plaintext = directory.allow_plaintext.unwrap_or(false);
 
         let has_userinfo = values::userinfo_range(&directory.url).is_some();
+        // The URL parser drops tabs and line breaks, so a URL split across lines would
+        // silently become another URL.
+        if directory.url.contains(char::is_control) {
+            self.error(
+                FIELD,
+                format!(
+                    "invalid `{FIELD}`: `{}` contains a control character such as a tab or line break",
+                    values::redact_userinfo(&directory.url)
+                ),
+            )
+            .help = Some("write the URL on one line, without tabs".to_owned());
+            return None;
+        }
         let url = match Url::parse(&directory.url) {
             Ok(url) => url,
             Err(error) => {
