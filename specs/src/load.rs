@@ -121,6 +121,20 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<DesiredState, Error> {
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(too_large(path, bytes.len() as u64));
     }
+    let unreadable = |problem| {
+        let source = SourceText {
+            path: path.to_path_buf(),
+            text: "",
+            secret_ranges: Vec::new(),
+        };
+        // The text cannot be shown as UTF-8, so the diagnostic has no snippet.
+        let mut diagnostic = source.diagnostic(problem);
+        diagnostic.snippet = None;
+        invalid(path, vec![diagnostic])
+    };
+    if let Some(problem) = byte_order_mark_problem(bytes) {
+        return Err(unreadable(problem));
+    }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(error) => {
@@ -142,6 +156,9 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<DesiredState, Error> {
             return Err(invalid(path, vec![source.diagnostic(problem)]));
         }
     };
+    if let Some(problem) = nul_problem(text) {
+        return Err(unreadable(problem));
+    }
     load_str(text, path)
 }
 
@@ -205,6 +222,51 @@ fn invalid(path: &Path, diagnostics: Vec<Diagnostic>) -> Error {
         path: path.to_path_buf(),
         diagnostics,
     }
+}
+
+/// Recognizes a file saved as UTF-16 or UTF-32 by its byte order mark.
+fn byte_order_mark_problem(bytes: &[u8]) -> Option<Problem> {
+    let encoding =
+        if bytes.starts_with(&[0xFF, 0xFE, 0, 0]) || bytes.starts_with(&[0, 0, 0xFE, 0xFF]) {
+            "UTF-32"
+        } else if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+            "UTF-16"
+        } else {
+            return None;
+        };
+    let start = Position {
+        line: 1,
+        column: 1,
+        byte: 0,
+    };
+    Some(
+        Problem::new(
+            Some(Span::at(start)),
+            format!("the file is {encoding} text (it starts with a {encoding} byte order mark)"),
+        )
+        .with_help("save the spec as UTF-8"),
+    )
+}
+
+/// Points at the first NUL character, which YAML does not allow. UTF-16 text without a
+/// byte order mark is valid UTF-8 with a NUL next to every ASCII character.
+fn nul_problem(text: &str) -> Option<Problem> {
+    let nul = text.find('\0')?;
+    let before = &text[..nul];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let position = Position {
+        line,
+        column: before[line_start..].chars().count() + 1,
+        byte: nul,
+    };
+    Some(
+        Problem::new(
+            Some(Span::at(position)),
+            format!("the file contains a NUL byte at offset {nul}, which YAML does not allow"),
+        )
+        .with_help("save the spec as UTF-8 text; a NUL byte next to every character means the file is UTF-16"),
+    )
 }
 
 /// Points at the first byte that is not UTF-8, by line and column of the valid prefix.
@@ -676,6 +738,30 @@ appRegistration:
             (diagnostics[0].line, diagnostics[0].column),
             (Some(2), Some(8))
         );
+    }
+
+    #[test]
+    fn load_bytes_recognizes_utf16_and_utf32() {
+        let text = "apiVersion: siu/v1\n";
+        let utf16_le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16_be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let utf32_le: Vec<u8> = text
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        let cases = [
+            ([&[0xFF, 0xFE][..], &utf16_le].concat(), "UTF-16"),
+            ([&[0xFE, 0xFF][..], &utf16_be].concat(), "UTF-16"),
+            ([&[0xFF, 0xFE, 0, 0][..], &utf32_le].concat(), "UTF-32"),
+            (utf16_le.clone(), "NUL byte at offset 1"),
+        ];
+        for (bytes, expected) in cases {
+            let error = load_bytes(&bytes, Path::new("spec.yaml")).unwrap_err();
+            let messages = messages(error);
+
+            assert_eq!(messages.len(), 1, "{messages:?}");
+            assert!(messages[0].contains(expected), "{messages:?}");
+        }
     }
 
     #[test]

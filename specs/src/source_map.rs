@@ -448,7 +448,24 @@ fn scan_problem(text: &str, error: &granit_parser::ScanError) -> Problem {
             format!("the document nests mappings and sequences more than {MAX_DEPTH} deep"),
         );
     }
-    let mut problem = Problem::new(Some(Span::at(position)), format!("invalid YAML: {info}"));
+    let message = match error.kind() {
+        granit_parser::ErrorKind::UnknownAnchor => {
+            let name: String = text[position.byte..]
+                .trim_start_matches('*')
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                .take(100)
+                .collect();
+            format!("invalid YAML: the alias `*{name}` refers to no anchor `&{name}` above it")
+        }
+        // The scanner looks at most this far ahead for the `:` that ends a key.
+        granit_parser::ErrorKind::SimpleKeyExpected => {
+            "invalid YAML: expected `:` after this key, within 1024 characters of its start"
+                .to_owned()
+        }
+        _ => format!("invalid YAML: {info}"),
+    };
+    let mut problem = Problem::new(Some(Span::at(position)), message);
     problem
         .hidden
         .extend(crate::diagnostic::secret_continuation(text, position.byte));
@@ -590,6 +607,19 @@ mod tests {
             problem.message
         );
         assert!(problem.span.is_some());
+    }
+
+    #[test]
+    fn build_explains_overlong_key() {
+        let text = format!("a: 1\n{}: 2\n", "k".repeat(1100));
+
+        let problem = build(&text).unwrap_err();
+
+        assert!(
+            problem.message.contains("within 1024 characters"),
+            "{}",
+            problem.message
+        );
     }
 
     #[test]
