@@ -28,11 +28,11 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 pub enum SecretRef {
     /// Name of an environment variable of the siuctl process that contains the secret,
     /// for example `AD_BIND_PASSWORD`.
-    FromEnv(String),
+    FromEnv(#[schemars(regex(pattern = crate::spec::pattern::ENV_NAME))] String),
     /// Path of a file that contains the secret, relative to the spec file's directory
     /// unless absolute. One trailing line break is ignored. Restrict the file's
     /// permissions to the account that runs siuctl.
-    FromFile(PathBuf),
+    FromFile(#[schemars(regex(pattern = crate::spec::pattern::PATH))] PathBuf),
 }
 
 impl SecretRef {
