@@ -52,7 +52,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
         return Err(too_large(path, metadata.len()));
     }
 
-    let file = open(path, is_pipe).map_err(read_error)?;
+    let file = open_without_blocking(path, is_pipe).map_err(read_error)?;
     // The size can change between the check and the read, and a device has no size, so
     // the read is bounded too.
     let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
@@ -70,14 +70,15 @@ pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
     Ok(bytes)
 }
 
+/// Returns whether a file is a pipe, such as a FIFO or `/dev/stdin` in a pipeline.
 #[cfg(unix)]
-fn is_pipe(metadata: &std::fs::Metadata) -> bool {
+pub(crate) fn is_pipe(metadata: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::FileTypeExt;
     metadata.file_type().is_fifo()
 }
 
 #[cfg(not(unix))]
-fn is_pipe(_metadata: &std::fs::Metadata) -> bool {
+pub(crate) fn is_pipe(_metadata: &std::fs::Metadata) -> bool {
     false
 }
 
@@ -88,7 +89,7 @@ fn is_pipe(_metadata: &std::fs::Metadata) -> bool {
 // NOTE: a writer that opens a named FIFO only after siuctl has read it is missed, and the
 // FIFO reads as empty.
 #[cfg(unix)]
-fn open(path: &Path, is_pipe: bool) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_without_blocking(path: &Path, is_pipe: bool) -> std::io::Result<std::fs::File> {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::OpenOptionsExt;
 
@@ -111,7 +112,7 @@ fn open(path: &Path, is_pipe: bool) -> std::io::Result<std::fs::File> {
 }
 
 #[cfg(not(unix))]
-fn open(path: &Path, _is_pipe: bool) -> std::io::Result<std::fs::File> {
+pub(crate) fn open_without_blocking(path: &Path, _is_pipe: bool) -> std::io::Result<std::fs::File> {
     std::fs::File::open(path)
 }
 

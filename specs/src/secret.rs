@@ -73,13 +73,16 @@ impl fmt::Display for SecretRef {
 }
 
 /// Reads a secret file of at most [`MAX_SECRET_FILE_BYTES`] and drops one trailing line
-/// break.
+/// break. A FIFO that no process writes to reads as empty instead of blocking.
 fn read_secret_file(path: &Path) -> Result<String, Error> {
     let read_error = |source| Error::SecretFileRead {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
+    let is_pipe = std::fs::metadata(path)
+        .map(|metadata| crate::load::is_pipe(&metadata))
+        .map_err(read_error)?;
+    let file = crate::load::open_without_blocking(path, is_pipe).map_err(read_error)?;
     let mut bytes = Vec::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -457,6 +460,60 @@ mod tests {
         let error = SecretRef::FromFile(path).resolve().unwrap_err();
 
         assert!(matches!(error, Error::SecretFileTooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn resolve_names_directory_not_contents() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let error = SecretRef::FromFile(dir.path().to_path_buf())
+            .resolve()
+            .unwrap_err();
+
+        assert!(matches!(error, Error::SecretFileRead { .. }), "{error}");
+    }
+
+    #[test]
+    fn resolve_stops_reading_sparse_file_at_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(2 * 1024 * 1024 * 1024).unwrap();
+
+        let error = SecretRef::FromFile(path).resolve().unwrap_err();
+
+        assert!(matches!(error, Error::SecretFileTooLarge { .. }), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn resolve_reports_fifo_without_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c_path` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(SecretRef::FromFile(path).resolve()));
+
+        // Opening a FIFO without a writer blocks, so a minute without an answer is a hang.
+        let result = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("resolving a FIFO without a writer returns");
+
+        assert!(
+            matches!(result, Err(Error::SecretEmpty { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn resolve_rejects_unusable_variable_names() {
+        for name in ["", "A=B", "A\0B", "ÄÖ"] {
+            let error = SecretRef::FromEnv(name.to_owned()).resolve().unwrap_err();
+
+            assert!(matches!(error, Error::SecretEnvMissing { .. }), "{error}");
+        }
     }
 
     #[test]
