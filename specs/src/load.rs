@@ -709,6 +709,42 @@ appRegistration:
     }
 
     #[test]
+    fn load_str_explains_numbers_and_types() {
+        let cases = [
+            ("  concurrency: 99999999999999999999", "too large"),
+            ("  concurrency: 08", "leading zero"),
+            ("  concurrency: [8]", "expected a single value"),
+            ("  stateDir: [a]", "expected a single value"),
+        ];
+        for (line, expected) in cases {
+            // A `stateDir` line replaces the one in MINIMAL.
+            let text = format!("{MINIMAL}{line}\n")
+                .replace("  stateDir: /var/lib/siuctl\n  stateDir", "  stateDir");
+
+            let messages = messages(load_minimal(&text).unwrap_err());
+
+            assert_eq!(messages.len(), 1, "{line}: {messages:?}");
+            assert!(messages[0].contains(expected), "{line}: {messages:?}");
+        }
+    }
+
+    #[test]
+    fn load_str_helps_with_indentation_errors() {
+        let text = MINIMAL.replace(
+            "  upn: svc-siu@contoso.com",
+            "  upn: svc-siu@contoso.com\n upn: x",
+        );
+
+        let error = load_minimal(&text).unwrap_err();
+        let Error::Invalid { diagnostics, .. } = error else {
+            panic!("expected an invalid spec");
+        };
+
+        let help = diagnostics[0].help.as_deref().unwrap_or_default();
+        assert!(help.contains("indent"), "{}", diagnostics[0]);
+    }
+
+    #[test]
     fn load_str_caps_reported_problems() {
         let users: String = (0..MAX_DIAGNOSTICS + 500)
             .map(|index| format!("    - user{index}\n"))

@@ -147,13 +147,22 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
         }
         YamlError::InvalidScalar { ty, .. } => {
             let subject = field_or_value(scalar_field.as_deref());
+            let token = span.map_or("", |span| scalar_token(&text[span.start.byte..]));
             Problem::new(
                 span,
                 format!(
-                    "invalid value for {subject}: expected {}",
-                    describe_type(ty)
+                    "invalid value for {subject}: {}",
+                    describe_invalid_scalar(ty, token)
                 ),
             )
+        }
+        YamlError::BinaryNotUtf8 { .. } | YamlError::InvalidBinaryBase64 { .. } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(
+                span,
+                format!("invalid value for {subject}: the `!!binary` value does not decode to UTF-8 text"),
+            )
+            .with_help("write the value as text, without `!!binary`")
         }
         YamlError::InvalidBooleanStrict { .. } => {
             let subject = field_or_value(scalar_field.as_deref());
@@ -178,7 +187,8 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
                 field_or_value(scalar_field.as_deref().or(map.container_at(line, column)));
             let expected = expected
                 .replace("mapping start", "a mapping")
-                .replace("sequence start", "a sequence");
+                .replace("sequence start", "a sequence")
+                .replace("string scalar", "a single value");
             Problem::new(
                 span,
                 format!("invalid type for {subject}: expected {expected}"),
@@ -254,6 +264,33 @@ fn field_or_value(path: Option<&str>) -> String {
     match path {
         Some(path) if !path.is_empty() => format!("`{path}`"),
         _ => "this value".to_owned(),
+    }
+}
+
+/// Returns the plain scalar at the start of `text`, up to the characters that end one.
+fn scalar_token(text: &str) -> &str {
+    let end = text
+        .find(|c: char| c.is_whitespace() || ",]}#".contains(c))
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// Says why `token` is not a value of type `ty`, naming the two integer mistakes that
+/// "expected a whole number" would not explain.
+fn describe_invalid_scalar(ty: &str, token: &str) -> String {
+    let expected = describe_type(ty);
+    if expected != "a whole number" {
+        return format!("expected {expected}");
+    }
+    let digits = token.trim_start_matches(['+', '-']);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return format!("expected {expected}");
+    }
+    let token = token.chars().take(40).collect::<String>();
+    if digits.len() > 1 && digits.starts_with('0') {
+        format!("`{token}` has a leading zero; write the number without it")
+    } else {
+        format!("`{token}` is too large")
     }
 }
 

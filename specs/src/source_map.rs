@@ -469,6 +469,12 @@ fn scan_problem(text: &str, error: &granit_parser::ScanError) -> Problem {
     problem
         .hidden
         .extend(crate::diagnostic::secret_continuation(text, position.byte));
+    if info.contains("did not find expected key") || info.contains("mapping values are not allowed")
+    {
+        problem = problem.with_help(
+            "check the indentation of this line against the lines above; a value that contains `: ` or ` #` needs quotes",
+        );
+    }
     if info.contains("tab") {
         problem = problem.with_help("indent with spaces; YAML does not allow tabs for indentation");
     }

@@ -170,6 +170,16 @@ pub(crate) fn normalize_address(text: &str) -> Result<String, String> {
     if domain.ends_with('.') {
         return Err(format!("`{text}` ends with `.`; remove the trailing dot"));
     }
+    if domain.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "`{text}` ends in an IP address; an address ends in a domain name such as `contoso.com`"
+        ));
+    }
+    if !domain.contains('.') {
+        return Err(format!(
+            "`{text}` does not end in a full domain name such as `contoso.com`"
+        ));
+    }
     let domain = normalize_domain(domain).map_err(|message| {
         format!("`{text}` does not end in a valid domain such as `contoso.com` ({message})")
     })?;
@@ -336,6 +346,12 @@ pub(crate) fn normalize_thumbprint(text: &str) -> Result<String, String> {
             bad.escape_default()
         ));
     }
+    if digits.len() == 64 {
+        return Err(
+            "has 64 hexadecimal digits, so it is a SHA-256 thumbprint; give the SHA-1 thumbprint, which has 40"
+                .to_owned(),
+        );
+    }
     if digits.len() != 40 {
         return Err(format!(
             "has {} hexadecimal digits; a SHA-1 thumbprint has 40",
@@ -382,7 +398,18 @@ pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
 
 /// Parses a duration such as `90s`, `15m` or `1h 30m` and checks it against a range.
 pub(crate) fn parse_duration(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
+    let trimmed = text.trim();
+    if trimmed.starts_with('-') {
+        return Err(format!(
+            "`{text}` is negative; write a duration of zero or more"
+        ));
+    }
+    if trimmed.starts_with(['P', 'p']) && trimmed.contains(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "`{text}` is an ISO 8601 duration, which siuctl does not read; write a number and a unit, for example `1d` for `P1D` or `15m` for `PT15M`"
+        ));
+    }
+    let duration = humantime::parse_duration(trimmed).map_err(|error| {
         format!("`{text}` is not a duration ({error}); write a number and a unit, for example `90s`, `15m` or `1h 30m`")
     })?;
     if duration < min || duration > max {
@@ -487,6 +514,8 @@ mod tests {
             ("user@@contoso.com", "more than one `@`"),
             ("svc@bücher.de", "ASCII form"),
             ("svc@con_toso.com", "contains `_`"),
+            ("svc@contoso", "full domain name"),
+            ("svc@192.168.1.1", "IP address"),
         ];
         for (text, expected) in cases {
             let message = normalize_address(text).unwrap_err();
@@ -617,6 +646,30 @@ mod tests {
                 .unwrap_err()
                 .contains("`G`")
         );
+    }
+
+    #[test]
+    fn normalize_thumbprint_recognizes_sha256() {
+        let message = normalize_thumbprint(&"A".repeat(64)).unwrap_err();
+
+        assert!(message.contains("SHA-256"), "{message}");
+    }
+
+    #[test]
+    fn parse_duration_explains_common_mistakes() {
+        let min = Duration::ZERO;
+        let max = Duration::from_secs(3600);
+
+        for (text, expected) in [
+            ("P1D", "ISO 8601"),
+            ("PT15M", "ISO 8601"),
+            ("-5s", "negative"),
+            (" -1h", "negative"),
+        ] {
+            let message = parse_duration(text, min, max).unwrap_err();
+
+            assert!(message.contains(expected), "{text}: {message}");
+        }
     }
 
     #[test]
