@@ -201,7 +201,7 @@ impl SourceText<'_> {
                     field: problem
                         .field
                         .map(|field| crate::secret::shown_field_path(&field).to_owned()),
-                    message: escape_invisible(&problem.message).into_owned(),
+                    message: escape_invisible(&shorten_quoted(&problem.message)).into_owned(),
                     help: problem.help.map(|help| {
                         help.lines()
                             .map(escape_invisible)
@@ -464,6 +464,50 @@ pub fn escape_invisible(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(escaped)
+}
+
+/// Maximum number of characters of a value quoted in a message.
+const MAX_QUOTED_CHARS: usize = 100;
+
+/// Shortens each part of `message` between backticks that is longer than
+/// [`MAX_QUOTED_CHARS`] to its start and end around `…`, so that a huge value in the spec
+/// does not make a huge message. The snippet still shows where the value is.
+fn shorten_quoted(message: &str) -> Cow<'_, str> {
+    if message.len() <= MAX_QUOTED_CHARS {
+        return Cow::Borrowed(message);
+    }
+    let mut shortened = String::with_capacity(message.len().min(1024));
+    let mut changed = false;
+    for (index, part) in message.split('`').enumerate() {
+        if index > 0 {
+            shortened.push('`');
+        }
+        let quoted = index % 2 == 1;
+        let head_end = part
+            .char_indices()
+            .nth(MAX_QUOTED_CHARS)
+            .map(|(end, _)| end);
+        match head_end {
+            Some(_) if quoted => {
+                let head: String = part.chars().take(MAX_QUOTED_CHARS - 30).collect();
+                let tail_start = part
+                    .char_indices()
+                    .rev()
+                    .nth(19)
+                    .map_or(0, |(start, _)| start);
+                shortened.push_str(&head);
+                shortened.push('…');
+                shortened.push_str(&part[tail_start..]);
+                changed = true;
+            }
+            _ => shortened.push_str(part),
+        }
+    }
+    if changed {
+        Cow::Owned(shortened)
+    } else {
+        Cow::Borrowed(message)
+    }
 }
 
 /// Shows invisible characters as `�`, one column wide, so that the caret stays aligned,
@@ -843,6 +887,26 @@ mod tests {
                 .collect();
             assert_eq!(pointed, format!("u{index}"), "{snippet}");
         }
+    }
+
+    #[test]
+    fn diagnostic_shortens_long_quoted_values() {
+        let value = "v".repeat(10_000);
+        let problem = Problem::new(None, format!("invalid `a.b`: `{value}` is not valid"));
+
+        let diagnostic = source("").diagnostic(problem);
+
+        assert!(diagnostic.message.len() < 200, "{}", diagnostic.message);
+        assert!(
+            diagnostic.message.starts_with("invalid `a.b`: `vvv"),
+            "{}",
+            diagnostic.message
+        );
+        assert!(
+            diagnostic.message.ends_with("vvv` is not valid"),
+            "{}",
+            diagnostic.message
+        );
     }
 
     #[test]
