@@ -438,6 +438,28 @@ fn text_output_escapes_control_characters_in_file_name() {
 }
 
 #[test]
+fn lab_fixture_error_keeps_its_snippet() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        directory.path().join("org.yaml"),
+        "kind: LabOrganization\n  name: contoso\n",
+    )
+    .expect("the fixture is written");
+
+    let output = siuctl(&["validate", "-f", "org.yaml"], directory.path());
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("org.yaml: error: invalid lab fixture org.yaml"),
+        "{stdout}"
+    );
+    assert!(!first.contains("\\n"), "{stdout}");
+    assert!(stdout.contains("2 |   name: contoso"), "{stdout}");
+}
+
+#[test]
 fn missing_file_is_reported() {
     let directory = tempfile::tempdir().expect("a temporary directory");
 

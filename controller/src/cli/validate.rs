@@ -92,8 +92,23 @@ fn check_file(path: &Path) -> Vec<Diagnostic> {
         .and_then(|text| siu_lab::Fixture::parse(text, &origin).map_err(|error| error.to_string()));
     match result {
         Ok(_) => Vec::new(),
-        Err(message) => vec![Diagnostic::for_file(path, message)],
+        Err(message) => vec![lab_diagnostic(path, &message)],
     }
+}
+
+/// Turns a lab fixture error into a diagnostic. The lab's parser renders its own snippet
+/// after the first line, which becomes the diagnostic's snippet.
+fn lab_diagnostic(path: &Path, message: &str) -> Diagnostic {
+    let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
+    let mut diagnostic = Diagnostic::for_file(path, first);
+    let snippet: Vec<String> = rest
+        .lines()
+        .map(|line| siu_specs::escape_invisible(line).into_owned())
+        .collect();
+    if !snippet.is_empty() {
+        diagnostic.snippet = Some(snippet.join("\n"));
+    }
+    diagnostic
 }
 
 /// Whether a file declares `kind: LabOrganization` at the top level in its first 64 KiB:
