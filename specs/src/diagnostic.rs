@@ -850,7 +850,7 @@ mod tests {
     }
 
     #[test]
-    fn diagnostics_on_one_long_line_point_at_their_columns() {
+    fn diagnostics_share_one_long_line() {
         let mut text = String::from("users: [");
         let mut starts = Vec::new();
         for index in 0..2000 {

@@ -496,7 +496,7 @@ mod tests {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || sender.send(SecretRef::FromFile(path).resolve()));
 
-        // Opening a FIFO without a writer blocks, so a minute without an answer is a hang.
+        // Opening a FIFO without a writer blocks, so a minute without a result is a hang.
         let result = receiver
             .recv_timeout(std::time::Duration::from_secs(60))
             .expect("resolving a FIFO without a writer returns");
