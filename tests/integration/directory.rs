@@ -145,7 +145,7 @@ impl DirectoryTarget {
             })
     }
 
-    async fn admin_over_ldaps(&self) -> DirectoryClient {
+    pub(crate) async fn admin_over_ldaps(&self) -> DirectoryClient {
         DirectoryClient::connect(&self.admin_settings(&self.ldaps_url))
             .await
             .unwrap_or_else(|error| {
@@ -1061,7 +1061,7 @@ async fn set_fixture_password(target: &DirectoryTarget, dn: &str, user_account_c
 /// Starts Samba through the harness once per test binary, seeds the fixture, and returns the
 /// target. Returns `None` and prints why when `SIU_SAMBA=1` is not set. A failed set-up fails
 /// every Samba check with the same message, so it runs only once.
-fn samba_target() -> Option<&'static DirectoryTarget> {
+pub(crate) fn samba_target() -> Option<&'static DirectoryTarget> {
     static TARGET: OnceLock<Result<Option<DirectoryTarget>, String>> = OnceLock::new();
     let target = TARGET.get_or_init(|| {
         if std::env::var("SIU_SAMBA").as_deref() != Ok("1") {
