@@ -210,7 +210,14 @@ async fn serve(
         }
         match flow {
             Flow::Continue => {}
-            Flow::Close | Flow::Drop => break,
+            Flow::Close => {
+                // After an unbind, TLS ends with close_notify (RFC 8446 section 6.1), so that
+                // the client can tell a clean close from a truncated connection.
+                use tokio::io::AsyncWriteExt;
+                let _ = framed.get_mut().shutdown().await;
+                break;
+            }
+            Flow::Drop => break,
             Flow::StartTls => {
                 let parts = framed.into_parts();
                 if !parts.read_buf.is_empty() {
