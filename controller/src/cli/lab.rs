@@ -459,7 +459,7 @@ fn startup_summary(lab: &Lab, dir: &Path) -> String {
 }
 
 #[cfg(unix)]
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+pub(crate) async fn shutdown_signal() -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
     tokio::select! {
@@ -472,7 +472,7 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
 }
 
 #[cfg(not(unix))]
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+pub(crate) async fn shutdown_signal() -> anyhow::Result<&'static str> {
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;
