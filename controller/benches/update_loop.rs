@@ -121,7 +121,12 @@ fn watch_process(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Pro
             if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
                 for line in status.lines() {
                     if let Some(value) = line.strip_prefix("VmHWM:") {
-                        let kib = value.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                        let kib = value
+                            .trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse()
+                            .unwrap_or(0);
                         stats.peak_rss_kib = stats.peak_rss_kib.max(kib);
                     }
                 }
@@ -132,7 +137,10 @@ fn watch_process(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Pro
                 if let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) {
                     let fields: Vec<&str> = rest.split_whitespace().collect();
                     let ticks = |index: usize| -> f64 {
-                        fields.get(index).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+                        fields
+                            .get(index)
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0.0)
                     };
                     stats.cpu_seconds = (ticks(11) + ticks(12)) / ticks_per_second;
                 }
@@ -217,8 +225,7 @@ fn latency() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let created = loop {
         let created = replacements(&lab);
-        if delivered.iter().all(|(id, _)| created.contains_key(id)) || Instant::now() > deadline
-        {
+        if delivered.iter().all(|(id, _)| created.contains_key(id)) || Instant::now() > deadline {
             break created;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -235,7 +242,8 @@ fn latency() {
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let percentile =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     assert_eq!(latencies.len(), total, "every message is replaced");
     println!(
         "| latency | {total} messages at {LATENCY_RATE}/s (sent in {:.1} s) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms | |",
@@ -255,9 +263,10 @@ fn backlog() {
         .into_iter()
         .filter(|address| {
             let world = lab.lab.state().read();
-            world.directory.user_by_address(address).is_some_and(|user| {
-                user.mailbox == siu_lab::fixture::MailboxLocation::OnPremises
-            })
+            world
+                .directory
+                .user_by_address(address)
+                .is_some_and(|user| user.mailbox == siu_lab::fixture::MailboxLocation::OnPremises)
         })
         .collect();
     let filling = Instant::now();
