@@ -210,7 +210,26 @@ async fn management(
             ),
             exit_code: 1,
         },
-        None => crate::management::execute(&state, request.online, &request.script),
+        None => {
+            // A long script runs for seconds, so it runs off the async workers that serve
+            // every other endpoint.
+            let shell_state = state.clone();
+            let online = request.online;
+            let executed = tokio::task::spawn_blocking(move || {
+                crate::management::execute(&shell_state, online, &request.script)
+            })
+            .await;
+            match executed {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!(error = %e, "the management script task failed");
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the management shell failed; see the lab's log",
+                    );
+                }
+            }
+        }
     };
     state.journal.record(
         Service::Management,

@@ -124,3 +124,46 @@ async fn deeply_nested_filter_is_bad_request() {
     }
     assert_graph_serves(&lab, &token).await;
 }
+
+#[tokio::test]
+async fn deeply_nested_management_values_are_rejected() {
+    let lab = common::start().await;
+    let depth = 5000;
+    let scripts = [
+        format!(
+            "Get-Mailbox -Identity {}'a'{}",
+            "@(".repeat(depth),
+            ")".repeat(depth)
+        ),
+        format!(
+            "Get-Mailbox -Identity {}'a'{}",
+            "@{a=".repeat(depth),
+            "}".repeat(depth)
+        ),
+    ];
+    let url = lab.endpoints().control.join("v1/management").expect("URL");
+    for script in &scripts {
+        let response = client(&lab)
+            .post(url.clone())
+            .bearer_auth(&lab.state().control_token)
+            .json(&serde_json::json!({ "script": script }))
+            .send()
+            .await
+            .expect("the lab answers a nested script");
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("a management response");
+        assert_eq!(body["exitCode"], 1, "{body}");
+        let stderr = body["stderr"].as_str().unwrap_or_default();
+        assert!(stderr.contains("nest"), "{stderr}");
+    }
+
+    let response = client(&lab)
+        .post(url)
+        .bearer_auth(&lab.state().control_token)
+        .json(&serde_json::json!({ "script": "Get-Mailbox -Identity alice" }))
+        .send()
+        .await
+        .expect("the lab still runs scripts");
+    let body: Value = response.json().await.expect("a management response");
+    assert_eq!(body["exitCode"], 0, "{body}");
+}
