@@ -1,13 +1,54 @@
-//! Hostile and broken clients: every request gets an answer in its protocol's shape (or a
+//! Hostile and broken clients: every request gets a response in its protocol's shape (or a
 //! connection that closes in the open), and the lab keeps serving the next client.
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{certificate_token, client, graph_url};
 use serde_json::Value;
 use siu_lab::Lab;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Checks that Graph still answers a plain request.
+/// Sends raw bytes over TLS to `addr` and returns everything the server sends before it
+/// closes the connection or stops sending for a while.
+async fn raw_exchange(lab: &Lab, addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in rustls_pki_types::pem::PemObject::pem_slice_iter(lab.ca_pem().as_bytes()) {
+        roots
+            .add(certificate.expect("the lab CA is PEM"))
+            .expect("the lab CA is a certificate");
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connects");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("server name");
+    let mut tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    tls.write_all(request).await.expect("request sent");
+
+    // The guard only keeps a broken lab from hanging the test; the assertions are about
+    // what arrives.
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(30), tls.read(&mut buffer)).await;
+        match read {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Checks that Graph still serves a plain request.
 async fn assert_graph_serves(lab: &Lab, token: &str) {
     let response = client(lab)
         .get(graph_url(lab, "users?$top=1"))
@@ -166,4 +207,48 @@ async fn deeply_nested_management_values_are_rejected() {
         .expect("the lab still runs scripts");
     let body: Value = response.json().await.expect("a management response");
     assert_eq!(body["exitCode"], 0, "{body}");
+}
+
+#[tokio::test]
+async fn unread_request_body_closes_connection_openly() {
+    let lab = common::start().await;
+    // The token is checked before the body is read, so the lab returns 401 with 1 MiB of the
+    // request still unread, and cannot keep the connection for the next request.
+    let body = format!(r#"{{"displayName":"{}"}}"#, "x".repeat(1024 * 1024));
+    let response = client(&lab)
+        .post(graph_url(&lab, "applications"))
+        .bearer_auth("not-a-token")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the lab answers before reading the body");
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response
+            .headers()
+            .get("connection")
+            .and_then(|v| v.to_str().ok()),
+        Some("close"),
+        "the client must learn that the connection ends"
+    );
+}
+
+#[tokio::test]
+async fn oversized_ews_body_gets_413_before_upload() {
+    let lab = common::start().await;
+    let addr = lab.endpoints().exchange_addr;
+    let request = format!(
+        "POST /EWS/Exchange.asmx HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n<s:Envelope",
+        siu_lab::ews::MAX_REQUEST_BYTES + 1
+    );
+    let answer = raw_exchange(&lab, addr, request.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "the lab should reject the declared length at once: {answer:?}"
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("connection: close"),
+        "{answer:?}"
+    );
 }
