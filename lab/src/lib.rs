@@ -87,6 +87,22 @@ pub enum LabError {
     /// A request to a running lab's control API failed.
     #[error("the lab's control API refused the request: {0}")]
     Control(String),
+    /// Another running lab has locked the lab directory.
+    #[error(
+        "another lab is running in `{dir}` (it holds `lab.lock`): stop it, or pick another directory"
+    )]
+    DirInUse {
+        /// The lab directory.
+        dir: PathBuf,
+    },
+    /// The lab directory cannot be used.
+    #[error("invalid lab directory `{dir}`: {reason}")]
+    InvalidDir {
+        /// The lab directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl LabError {
@@ -226,10 +242,12 @@ impl LabState {
     }
 }
 
-/// A running lab. Dropping it stops every listener.
+/// A running lab. Dropping it stops every listener and releases its directory.
 pub struct Lab {
     state: Arc<LabState>,
     shutdown: watch::Sender<bool>,
+    /// `DIR/lab.lock`, locked while the lab runs.
+    _dir_lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -242,6 +260,12 @@ impl Lab {
     /// Starts a lab: builds the world, binds every endpoint on 127.0.0.1 and, with a
     /// directory, writes `lab.env`, the CA, secrets and specs into it.
     pub async fn start(config: LabConfig) -> Result<Lab, LabError> {
+        // 0. The directory, before anything in it is read or written.
+        let dir_lock = match config.dir.as_deref() {
+            Some(dir) => Some(output::claim_dir(dir)?),
+            None => None,
+        };
+
         // 1. The world, resumed from the directory's state file when one exists.
         let (world, secrets) = match config.dir.as_deref().map(output::load_state) {
             Some(Ok(Some(resumed))) => resumed,
@@ -351,7 +375,11 @@ impl Lab {
             output::write_dir(&state, dir, config.siuctl.as_deref())?;
         }
         tracing::info!(control = %state.endpoints().control, "lab started");
-        Ok(Lab { state, shutdown })
+        Ok(Lab {
+            state,
+            shutdown,
+            _dir_lock: dir_lock,
+        })
     }
 
     /// The shared state, for tests that inspect or change the world directly.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use common::{certificate_token, client, graph_url};
 use serde_json::Value;
-use siu_lab::Lab;
+use siu_lab::{Fixture, Lab, LabConfig, LabError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Sends raw bytes over TLS to `addr` and returns everything the server sends before it
@@ -250,5 +250,92 @@ async fn oversized_ews_body_gets_413_before_upload() {
     assert!(
         answer.to_ascii_lowercase().contains("connection: close"),
         "{answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn second_lab_in_one_directory_is_rejected() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut config = LabConfig::new(Fixture::default_org());
+    config.dir = Some(dir.path().to_path_buf());
+    let first = Lab::start(config.clone()).await.expect("first lab starts");
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).expect("ca.pem");
+
+    let second = Lab::start(config.clone()).await;
+    match second {
+        Err(LabError::DirInUse { dir: busy }) => assert_eq!(busy, dir.path()),
+        other => panic!("a second lab in the same directory should fail: {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("ca.pem")).expect("ca.pem"),
+        ca,
+        "the second start must not touch the first lab's files"
+    );
+
+    first.stop().await.expect("first lab stops");
+    let again = Lab::start(config)
+        .await
+        .expect("the directory is free again");
+    again.stop().await.expect("lab stops");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn lab_directory_must_be_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let parent = tempfile::tempdir().expect("temporary directory");
+    let dir = parent.path().join(std::ffi::OsStr::from_bytes(b"lab-\xff"));
+    let mut config = LabConfig::new(Fixture::default_org());
+    config.dir = Some(dir.clone());
+    match Lab::start(config).await {
+        Err(LabError::InvalidDir { dir: rejected, .. }) => assert_eq!(rejected, dir),
+        other => panic!("a non-UTF-8 directory should be rejected: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn spool_dir_must_be_an_existing_absolute_directory() {
+    let lab = common::start().await;
+    let url = lab
+        .endpoints()
+        .control
+        .join("v1/transport/send")
+        .expect("URL");
+    let scratch = tempfile::tempdir().expect("temporary directory");
+    let missing = scratch.path().join("not-created");
+    for spool in [
+        std::path::PathBuf::from("relative/spool"),
+        missing.clone(),
+        scratch.path().join("file"),
+    ] {
+        std::fs::write(scratch.path().join("file"), b"not a directory").expect("file");
+        let response = client(&lab)
+            .post(url.clone())
+            .bearer_auth(&lab.state().control_token)
+            .json(&serde_json::json!({ "from": "alice@lab.example", "spoolDir": spool }))
+            .send()
+            .await
+            .expect("the lab answers");
+        assert_eq!(response.status(), 422, "{}", spool.display());
+        let body: Value = response.json().await.expect("a control API error");
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(message.contains("spoolDir"), "{message}");
+    }
+    assert!(!missing.exists(), "the lab must not create the spool");
+
+    let response = client(&lab)
+        .post(url)
+        .bearer_auth(&lab.state().control_token)
+        .json(&serde_json::json!({ "from": "alice@lab.example", "spoolDir": scratch.path() }))
+        .send()
+        .await
+        .expect("the lab answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        std::fs::read_dir(scratch.path().join("new"))
+            .expect("new/ exists")
+            .count(),
+        1
     );
 }
