@@ -106,7 +106,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
-                    tracing::warn!(service, %error, "failed to accept a connection");
+                    crate::serve::pause_after_accept_error(service, &error).await;
                     continue;
                 }
             },
