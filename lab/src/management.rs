@@ -53,8 +53,8 @@ impl ShellError {
 }
 
 /// Adds to the world the users that a management script's role assignment cmdlets name and
-/// that only the external directory contains, when there is one (see [`crate::external`]). Exchange resolves `-User` and `-RoleAssignee` in Active Directory in
-/// the same way.
+/// that only the external directory contains, when there is one (see [`crate::external`]).
+/// Exchange resolves `-User` and `-RoleAssignee` in Active Directory in the same way.
 pub async fn import_named_users(state: &LabState, online: bool, script: &str) {
     if let (Some(client), false) = (state.external.as_ref(), online)
         && let Ok(statements) = parse::parse(script)
