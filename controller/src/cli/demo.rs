@@ -103,9 +103,74 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Exit> {
     };
     let lab = start_lab(&dir, external, narrator).await?;
 
+    // 2 to 4. The spec, its plan and apply.
+    let (spec, ctx) = set_up(&dir, lab.state().external.is_some(), narrator).await?;
+
+    // 5. The messages.
+    let spool = ctx.desired.update_loop.spool_dir.clone();
+    narrator.step(
+        5,
+        &format!(
+            "Sending the {} bundled messages from examples/messages/",
+            MESSAGES.len()
+        ),
+    );
+    let file_width = MESSAGES.iter().map(|m| m.file.len()).max().unwrap_or(0);
+    let sent = crate::demo::send_all(lab.state(), &spool, &mut |sent, notes| {
+        narrator.say(&describe_sent(sent, notes, file_width));
+    })?;
+
+    // 6. The update loop.
+    narrator.step(
+        6,
+        &format!(
+            "Running the update loop until the spool is empty: siuctl run -f {} --once",
+            spec.display()
+        ),
+    );
+    let (summary, finished) = run_update_loop(&ctx).await?;
+
+    // The results.
+    let directory = match &lab.state().external {
+        Some(client) => client.directory().url.clone(),
+        None => lab.endpoints().ldaps.to_string(),
+    };
+    let report = Report::new(dir.clone(), spec, directory, &sent, finished, summary);
+    let hints = look_hints(&report, &dir, args.keep_running, temporary.is_some());
+    print_results(&report, &hints, args.output, narrator)?;
+
+    // The end: serve on request, then save the lab's state.
+    if args.keep_running {
+        let signal = super::lab::shutdown_signal().await?;
+        narrator.say(&format!("stopping the lab ({signal})\n"));
+    }
+    lab.stop()
+        .await
+        .with_context(|| format!("failed to save the lab state in `{}`", dir.display()))?;
+    drop(temporary);
+    tracing::info!(
+        unfinished = report.unfinished(),
+        total = report.messages.len(),
+        "demo finished"
+    );
+    Ok(if report.unfinished() == 0 {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
+}
+
+/// Writes and validates the demo spec, then plans and applies it as `siuctl plan` and
+/// `siuctl apply --auto-approve` do. Returns the spec's path and the context it was applied
+/// with.
+async fn set_up(
+    dir: &Path,
+    external: bool,
+    narrator: Narrator,
+) -> anyhow::Result<(PathBuf, Context)> {
     // 2. The spec.
     narrator.step(2, "Writing and validating the spec");
-    let spec = crate::demo::spec::write(&dir.join("specs"), lab.state().external.is_some())
+    let spec = crate::demo::spec::write(&dir.join("specs"), external)
         .context("failed to write the demo spec")?;
     let desired = match siu_specs::load(&spec) {
         Ok(desired) => desired,
@@ -157,75 +222,36 @@ async fn demo(args: DemoArgs) -> anyhow::Result<Exit> {
         bail!("apply did not complete (see above); the demo stops here");
     }
 
-    // 5. The messages.
-    let spool = ctx.desired.update_loop.spool_dir.clone();
-    narrator.step(
-        5,
-        &format!(
-            "Sending the {} bundled messages from examples/messages/",
-            MESSAGES.len()
-        ),
-    );
-    let file_width = MESSAGES.iter().map(|m| m.file.len()).max().unwrap_or(0);
-    let sent = crate::demo::send_all(lab.state(), &spool, &mut |sent, notes| {
-        narrator.say(&describe_sent(sent, notes, file_width));
-    })?;
+    Ok((spec, ctx))
+}
 
-    // 6. The update loop.
-    narrator.step(
-        6,
-        &format!(
-            "Running the update loop until the spool is empty: siuctl run -f {} --once",
-            spec.display()
-        ),
-    );
-    let (summary, finished) = run_update_loop(&ctx).await?;
-
-    // The results.
-    let directory = match &lab.state().external {
-        Some(client) => client.directory().url.clone(),
-        None => lab.endpoints().ldaps.to_string(),
-    };
-    let report = Report::new(dir.clone(), spec, directory, &sent, finished, summary);
-    let hints = look_hints(&report, &dir, args.keep_running, temporary.is_some());
-    match args.output {
+/// Prints the results on standard output, as text or as one JSON document, and the hints
+/// where the narration goes.
+fn print_results(
+    report: &Report,
+    hints: &str,
+    format: OutputFormat,
+    narrator: Narrator,
+) -> anyhow::Result<()> {
+    match format {
         OutputFormat::Text => {
             let mut text = format!("\nResults:\n\n{}", report.render_messages());
             text.push_str("\nTotals:\n\n");
             for line in report.summary.render_table().lines() {
                 text.push_str(&format!("  {line}\n"));
             }
-            text.push_str(&hints);
+            text.push_str(hints);
             output::print(&text).context("failed to write the results to standard output")?;
         }
         OutputFormat::Json => {
-            let mut json = serde_json::to_string_pretty(&report)
+            let mut json = serde_json::to_string_pretty(report)
                 .context("failed to encode the results as JSON")?;
             json.push('\n');
             output::print(&json).context("failed to write the results to standard output")?;
-            narrator.say(&hints);
+            narrator.say(hints);
         }
     }
-
-    // The end: serve on request, then save the lab's state.
-    if args.keep_running {
-        let signal = super::lab::shutdown_signal().await?;
-        narrator.say(&format!("stopping the lab ({signal})\n"));
-    }
-    lab.stop()
-        .await
-        .with_context(|| format!("failed to save the lab state in `{}`", dir.display()))?;
-    drop(temporary);
-    tracing::info!(
-        unfinished = report.unfinished(),
-        total = report.messages.len(),
-        "demo finished"
-    );
-    Ok(if report.unfinished() == 0 {
-        Exit::Success
-    } else {
-        Exit::Failure
-    })
+    Ok(())
 }
 
 /// Returns the lab directory, and the temporary directory to remove at the end when none
