@@ -550,6 +550,54 @@ async fn role_outside_the_scope_does_not_work() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_action_gives_its_condition_reason() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.edited_spec(
+        "hybrid-manual.yaml",
+        "hybrid-missing-scope.yaml",
+        &[(
+            "  impersonation: grant\n",
+            "  impersonation: grant\n  managementScope: No Such Scope\n",
+        )],
+    );
+
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--output", "json"])
+        .await;
+    assert_exit(&planned, 1, "a missing management scope blocks the plan");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&planned.stdout).expect("plan prints JSON");
+    let impersonation = plan["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|action| action["resource"] == "impersonation")
+        .expect("the plan has an impersonation action");
+    assert_eq!(impersonation["kind"], "blocked", "{impersonation}");
+    assert_eq!(
+        impersonation["failure"], "ManagementScopeMissing",
+        "{impersonation}"
+    );
+
+    let degraded = lab.apply(&spec).await;
+    assert_exit(&degraded, 1, "apply cannot grant the role");
+    let status = lab
+        .siuctl(&["status", "-f", arg(&spec), "--output", "json"])
+        .await;
+    let status: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status prints JSON");
+    let granted = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|condition| condition["type"] == "ImpersonationGranted")
+        .expect("status has the ImpersonationGranted condition");
+    assert_eq!(granted["status"], "False", "{granted}");
+    assert_eq!(granted["reason"], "ManagementScopeMissing", "{granted}");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisioner_without_rights_cannot_register() {
     let mut lab = LabRun::start().await;
     let provisioner = lab.secret("provisioner.client-id");

@@ -19,6 +19,7 @@ use siu_specs::DesiredState;
 use siu_specs::desired::Environment;
 
 use super::decide::Decision;
+use super::remedies::FailureKind;
 use super::view::View;
 
 /// The format version of saved plan files.
@@ -201,6 +202,10 @@ pub struct Action {
     /// What the administrator should do when the action is blocked or unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
+    /// The kind of failure that blocks the action, which `apply` records as the reason of
+    /// the condition the action decides. `None` for a blocked action reads as `Other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     /// The changes `apply` makes, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
@@ -220,6 +225,7 @@ impl Action {
             kind,
             reason: reason.into(),
             remedy: None,
+            failure: None,
             steps: Vec::new(),
         }
     }
@@ -233,6 +239,12 @@ impl Action {
     /// Adds the administrator's remedy.
     pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
         self.remedy = Some(remedy.into());
+        self
+    }
+
+    /// Adds the kind of failure that blocks the action.
+    pub fn with_failure(mut self, kind: FailureKind) -> Self {
+        self.failure = Some(kind);
         self
     }
 }

@@ -6,7 +6,7 @@ use siu_specs::desired::{AccountProvisioning, Impersonation};
 use super::{Decision, blocked, failed_read, unknown};
 use crate::reconcile::observed::{AccountState, ImpersonationState, Observed, PasswordState, Read};
 use crate::reconcile::plan::{Action, ActionKind, Resource, Step};
-use crate::reconcile::remedies::{self, Diagnosis};
+use crate::reconcile::remedies::{self, Diagnosis, FailureKind};
 use crate::reconcile::view::Value;
 
 pub(super) fn decide_account(
@@ -340,5 +340,6 @@ pub(super) fn decide_impersonation(
         .with_remedy(format!(
             "an Exchange administrator runs in the Exchange Management Shell: {command}"
         ))
+        .with_failure(FailureKind::ImpersonationNotGranted)
     }
 }

@@ -424,6 +424,10 @@ fn verify_only_without_assignment_prints_the_command() {
     assert_eq!(impersonation.kind, ActionKind::Blocked);
     assert!(impersonation.steps.is_empty());
     assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::ImpersonationNotGranted)
+    );
+    assert_eq!(
         impersonation.remedy.as_deref(),
         Some(
             "an Exchange administrator runs in the Exchange Management Shell: New-ManagementRoleAssignment -Name 'ApplicationImpersonation-svc-siu' -Role ApplicationImpersonation -User 'svc-siu@contoso.com'"
@@ -445,6 +449,10 @@ fn missing_management_scope_is_blocked() {
     let impersonation = action(&decision, Resource::Impersonation);
     assert_eq!(impersonation.kind, ActionKind::Blocked);
     assert!(impersonation.reason.contains("'SIU mailboxes'"));
+    assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::ManagementScopeMissing)
+    );
 }
 
 #[test]
