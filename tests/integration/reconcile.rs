@@ -598,6 +598,36 @@ async fn blocked_action_gives_its_condition_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_role_names_the_account_failure() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.edited_spec(
+        "hybrid-manual.yaml",
+        "hybrid-no-bind-password.yaml",
+        &[(
+            "../secrets/Administrator.password",
+            "../secrets/missing.password",
+        )],
+    );
+
+    let planned = lab.plan(&spec).await;
+    assert_exit(&planned, 1, "an unreadable bind password blocks the plan");
+    assert_says(
+        &planned,
+        "blocked: not read, because the account could not be read: failed to read the directory bind password",
+    );
+    assert!(
+        !text(&planned).contains("because the account is missing"),
+        "the plan should not call an unread account missing:\n{}",
+        text(&planned)
+    );
+    assert_says(
+        &planned,
+        "-impersonation.assigned: (unknown: failed to read the directory bind password",
+    );
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provisioner_without_rights_cannot_register() {
     let mut lab = LabRun::start().await;
     let provisioner = lab.secret("provisioner.client-id");
