@@ -381,6 +381,38 @@ async fn saved_plan_applies_until_live_state_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_saved_plan_names_what_changed() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("hybrid.yaml");
+    let saved = lab.path("plan.json");
+
+    // Applying the plan registers the application, whose client ID then appears in the
+    // desired settings, so the same plan is stale through live state alone.
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--out", arg(&saved)])
+        .await;
+    assert_exit(&planned, 0, "plan saves the plan");
+    let applied = lab.siuctl(&["apply", arg(&saved), "--auto-approve"]).await;
+    assert_exit(&applied, 0, "the saved plan applies");
+    let again = lab.siuctl(&["apply", arg(&saved), "--auto-approve"]).await;
+    assert_exit(&again, 1, "a stale plan is refused without a terminal");
+    assert_says(&again, "no longer matches: the live state changed");
+
+    let current = lab.path("current.json");
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--out", arg(&current)])
+        .await;
+    assert_exit(&planned, 0, "plan saves the plan");
+    lab.edited_spec("hybrid.yaml", "hybrid.yaml", &[("delay: 0s", "delay: 5s")]);
+    let edited = lab
+        .siuctl(&["apply", arg(&current), "--auto-approve"])
+        .await;
+    assert_exit(&edited, 1, "a stale plan is refused without a terminal");
+    assert_says(&edited, "no longer matches: the spec changed");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_directory_fails_account_creation() {
     let mut lab = LabRun::start().await;
     let spec = lab.spec("onprem.yaml");
