@@ -124,6 +124,7 @@ fn demo_accounts_for_every_message() {
     let demo = Demo::start(&scratch.path().join("lab"), None);
 
     check_messages(&demo);
+    demo.assert_no_secret_in_output();
     assert!(
         demo.report["directory"]
             .as_str()
@@ -146,6 +147,7 @@ fn demo_with_samba_accounts_for_every_message() {
     let demo = Demo::start(&scratch.path().join("lab"), Some(&env_file));
 
     check_messages(&demo);
+    demo.assert_no_secret_in_output();
     assert_eq!(demo.report["directory"], ldaps_url.as_str());
     let spec =
         std::fs::read_to_string(demo.dir.join("specs/demo.yaml")).expect("the demo wrote its spec");
@@ -266,6 +268,48 @@ impl Demo {
         );
         serde_json::from_slice::<Vec<Value>>(&output.stdout)
             .expect("siuctl lab sent-items prints a JSON list")
+    }
+
+    /// Asserts that neither the report nor the log contains a password, client secret or
+    /// private key of the lab directory, the ones that apply generated included.
+    fn assert_no_secret_in_output(&self) {
+        let mut secrets = Vec::new();
+        for entry in std::fs::read_dir(self.dir.join("secrets")).expect("the secrets folder") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.ends_with(".client-id") {
+                continue;
+            }
+            let Ok(contents) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            if name.ends_with(".pem") {
+                // The base64 lines of the private key, not the certificate's public lines.
+                let key = contents
+                    .split("-----END PRIVATE KEY-----")
+                    .next()
+                    .unwrap_or_default();
+                secrets.extend(
+                    key.lines()
+                        .filter(|line| line.len() >= 40 && !line.starts_with("-----"))
+                        .map(str::to_owned),
+                );
+            } else if !contents.trim().is_empty() {
+                secrets.push(contents.trim().to_owned());
+            }
+        }
+        assert!(
+            secrets.len() >= 4,
+            "the lab directory has secrets: {secrets:?}"
+        );
+        let output = format!("{}{}", self.report, self.log());
+        for secret in &secrets {
+            assert!(
+                !output.contains(secret.as_str()),
+                "the demo's output contains a secret of {}",
+                self.dir.join("secrets").display()
+            );
+        }
     }
 
     /// Stops the demo with SIGTERM, as Ctrl-C would, and checks that it saved the lab.
