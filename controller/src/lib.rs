@@ -2,6 +2,8 @@
 
 /// The command-line interface.
 pub mod cli;
+/// The end-to-end demo: bundled messages, its spec and its report.
+pub mod demo;
 /// Atomic file writes.
 pub mod fsutil;
 /// The HTTP client settings every provider shares.

@@ -1353,6 +1353,41 @@ async fn many_clients_at_once() {
 }
 
 /// Reads LDAP messages from a raw socket until the server closes it.
+#[tokio::test]
+async fn unbind_over_ldaps_ends_with_close_notify() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let lab = start().await;
+    let url = &lab.endpoints().ldaps;
+    let address = (
+        url.host_str().expect("the LDAPS URL has a host"),
+        url.port().expect("the LDAPS URL has a port"),
+    );
+    let tcp = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("the LDAPS port should accept connections");
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").expect("a valid server name");
+    let mut tls = tokio_rustls::TlsConnector::from(tls_config(&lab))
+        .connect(name, tcp)
+        .await
+        .expect("the TLS handshake should succeed");
+
+    // UnbindRequest with message ID 1 (RFC 4511 section 4.3): SEQUENCE { INTEGER 1,
+    // [APPLICATION 2] NULL }.
+    tls.write_all(&[0x30, 0x05, 0x02, 0x01, 0x01, 0x42, 0x00])
+        .await
+        .expect("the unbind request should be sent");
+    let mut rest = Vec::new();
+    let read = tls.read_to_end(&mut rest).await;
+
+    // rustls reports a close without close_notify as an UnexpectedEof error.
+    assert!(
+        read.is_ok(),
+        "the server should end TLS with close_notify after an unbind: {read:?}"
+    );
+    assert!(rest.is_empty(), "an unbind gets no response: {rest:?}");
+}
+
 fn read_messages(stream: &mut std::net::TcpStream) -> Vec<ldap3_proto::proto::LdapMsg> {
     use tokio_util::codec::Decoder;
     let mut buffer = bytes::BytesMut::new();

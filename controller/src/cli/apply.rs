@@ -178,7 +178,7 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     Ok(answer.trim() == "yes")
 }
 
-fn render_step(report: &StepReport) -> String {
+pub(crate) fn render_step(report: &StepReport) -> String {
     let label = format!("{} {}", report.resource.name(), report.target);
     let step = report.step.describe();
     match &report.outcome {
@@ -192,7 +192,7 @@ fn render_step(report: &StepReport) -> String {
     }
 }
 
-fn render_outcome(plan: &Plan, outcome: &ApplyOutcome, ctx: &Context) -> String {
+pub(crate) fn render_outcome(plan: &Plan, outcome: &ApplyOutcome, ctx: &Context) -> String {
     let mut text = String::new();
     if outcome.steps.is_empty() {
         text.push_str("  nothing to change\n");

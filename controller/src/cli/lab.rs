@@ -477,7 +477,7 @@ fn shell_word(path: &Path) -> String {
 }
 
 #[cfg(unix)]
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+pub(crate) async fn shutdown_signal() -> anyhow::Result<&'static str> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate()).context("failed to listen for SIGTERM")?;
     tokio::select! {
@@ -490,7 +490,7 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
 }
 
 #[cfg(not(unix))]
-async fn shutdown_signal() -> anyhow::Result<&'static str> {
+pub(crate) async fn shutdown_signal() -> anyhow::Result<&'static str> {
     tokio::signal::ctrl_c()
         .await
         .context("failed to listen for Ctrl-C")?;

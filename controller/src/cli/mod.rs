@@ -9,6 +9,7 @@
 //! to standard error through `tracing`.
 
 pub mod apply;
+pub mod demo;
 pub mod exit;
 pub mod export;
 pub mod lab;
@@ -78,6 +79,9 @@ pub enum Command {
     /// Run the lab, a loopback emulator of the servers siuctl talks to, and drive it.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Set up a hybrid organization in the lab from a spec and update the Sent Items of
+    /// real messages, end to end.
+    Demo(demo::DemoArgs),
 }
 
 /// Runs `siuctl` with the process's arguments and returns its exit code.
@@ -107,6 +111,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => export::run(args).map(ExitCode::from),
         Command::TestImpersonation(args) => test_impersonation::run(args).map(ExitCode::from),
         Command::Lab(command) => lab::run_blocking(command),
+        Command::Demo(args) => demo::run(args).map(ExitCode::from),
     };
     match result {
         Ok(code) => code,

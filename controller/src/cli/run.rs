@@ -111,6 +111,7 @@ async fn run_async(args: RunArgs) -> anyhow::Result<Exit> {
         once: args.once,
         rescan_interval: args.rescan_interval,
         show_progress: args.once,
+        finished: None,
     };
     let summary = update_loop.run(options, shutdown_rx).await?;
 

@@ -88,6 +88,9 @@ pub struct LoopOptions {
     pub rescan_interval: Duration,
     /// Show progress on standard error in `once` mode.
     pub show_progress: bool,
+    /// Receives each message that ends, for callers that report message by message. The
+    /// loop never waits for the receiver, and a dropped receiver changes nothing.
+    pub finished: Option<mpsc::UnboundedSender<Finished>>,
 }
 
 impl Default for LoopOptions {
@@ -96,8 +99,22 @@ impl Default for LoopOptions {
             once: false,
             rescan_interval: Duration::from_secs(30),
             show_progress: false,
+            finished: None,
         }
     }
+}
+
+/// A message that ended during a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// The name of its spool file.
+    pub spool_file: String,
+    /// Its outcome.
+    pub outcome: Outcome,
+    /// The primary SMTP address of the mailbox it was resolved to: whose Sent Items an
+    /// update changed, or whose scope or path decided a skip or failure. `None` when the
+    /// message ended before its sender was resolved to a mailbox.
+    pub mailbox: Option<String>,
 }
 
 /// State that every worker uses.
@@ -122,7 +139,11 @@ pub struct UpdateLoop {
 #[derive(Debug)]
 enum Step {
     /// The message ended and its spool file is gone from `cur/`.
-    Done(Outcome),
+    Done {
+        outcome: Outcome,
+        /// The mailbox it was resolved to, when it got that far.
+        mailbox: Option<String>,
+    },
     /// The message waits in `cur/` until `at`.
     Retry(Instant),
     /// The spool file disappeared from `cur/` while the message waited.
@@ -300,10 +321,17 @@ impl UpdateLoop {
                     };
                     in_flight.remove(&name);
                     match step {
-                        Step::Done(outcome) => {
+                        Step::Done { outcome, mailbox } => {
                             summary.record(&outcome);
                             finished += 1;
                             progress.update(finished, &summary);
+                            if let Some(report) = &options.finished {
+                                let _ = report.send(Finished {
+                                    spool_file: name,
+                                    outcome,
+                                    mailbox,
+                                });
+                            }
                         }
                         Step::Retry(at) => waiting.push(Reverse((at, name))),
                         Step::Gone => {}
@@ -761,7 +789,10 @@ fn settle(shared: &Shared, file: &ClaimedFile, mut state: MessageState, verdict:
                 warn!(%error, "failed to delete the message state; the next start removes it");
             }
             shared.metrics.record(&outcome, latency);
-            Step::Done(outcome)
+            Step::Done {
+                outcome,
+                mailbox: state.mailbox,
+            }
         }
         Verdict::Retry { delay, reason } => {
             state.last_error = Some(reason.clone());
@@ -921,6 +952,14 @@ mod tests {
         }
 
         async fn run_once(&self, options: UpdateOptions) -> Summary {
+            self.run_once_reporting(options, None).await
+        }
+
+        async fn run_once_reporting(
+            &self,
+            options: UpdateOptions,
+            finished: Option<mpsc::UnboundedSender<Finished>>,
+        ) -> Summary {
             let directory = FakeDirectory::default()
                 .user("alice@lab.example", 1)
                 .group("sales@lab.example");
@@ -957,6 +996,7 @@ mod tests {
             .expect("loop opens");
             let options = LoopOptions {
                 once: true,
+                finished,
                 ..LoopOptions::default()
             };
             update_loop
@@ -1014,6 +1054,57 @@ mod tests {
                 .expect("state folder")
                 .next()
                 .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn finished_messages_are_reported_by_file() {
+        let fixture = Fixture::new(MemoryStore::with_original(
+            "orig",
+            "<a@lab>",
+            "2026-12-01T10:00:00Z",
+            10,
+        ));
+        fixture.deliver("1.1_1.host", &message("alice@lab.example", "<a@lab>"));
+        fixture.deliver("2.1_1.host", &message("sales@lab.example", "<b@lab>"));
+        fixture.deliver("3.1_1.host", "not a message at all\r\n");
+        let (sender, mut receiver) = mpsc::unbounded_channel();
+
+        let summary = fixture.run_once_reporting(options(), Some(sender)).await;
+
+        let mut finished = Vec::new();
+        while let Ok(message) = receiver.try_recv() {
+            finished.push(message);
+        }
+        finished.sort_by(|a, b| a.spool_file.cmp(&b.spool_file));
+        assert_eq!(finished.len() as u64, summary.total());
+        assert_eq!(finished[0].spool_file, "1.1_1.host");
+        assert_eq!(finished[0].mailbox.as_deref(), Some("alice@lab.example"));
+        assert_eq!(
+            finished[0].outcome,
+            Outcome::Updated {
+                kept_original: false,
+                replay: false
+            }
+        );
+        assert_eq!(finished[1].spool_file, "2.1_1.host");
+        assert!(
+            matches!(
+                finished[1].outcome,
+                Outcome::Skipped {
+                    reason: "sender_is_group",
+                    ..
+                }
+            ),
+            "{:?}",
+            finished[1].outcome
+        );
+        assert_eq!(finished[1].mailbox, None);
+        assert_eq!(finished[2].spool_file, "3.1_1.host");
+        assert!(
+            matches!(&finished[2].outcome, Outcome::Failed { reason, .. } if reason == "not_a_message"),
+            "{:?}",
+            finished[2].outcome
         );
     }
 

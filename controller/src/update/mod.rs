@@ -27,7 +27,7 @@ pub mod store;
 pub(crate) mod test_support;
 pub mod throttle;
 
-pub use engine::{LoopError, LoopOptions, UpdateLoop};
+pub use engine::{Finished, LoopError, LoopOptions, UpdateLoop};
 pub use outcome::{Outcome, Summary};
 pub use runtime::Runtime;
 

@@ -243,6 +243,15 @@ pub fn send(
     Ok(report)
 }
 
+/// Writes `bytes` into `spool/new/` as they are and returns the new file's path, as a
+/// connector that passes on whatever it receives would. Unlike [`send`], it stores no original,
+/// adds no signature or X- headers and checks nothing, so the file may not be a message at all.
+pub fn deliver_as_is(spool: &Path, bytes: &[u8]) -> Result<PathBuf, TransportError> {
+    let path = spool::deliver(spool, bytes)?;
+    tracing::info!(file = %path.display(), bytes = bytes.len(), "file written to the spool as is");
+    Ok(path)
+}
+
 /// Stores an original that [`send`] held back, as the mail client uploads it late. Returns its
 /// store item number.
 pub fn deliver_original(state: &LabState, held: HeldOriginal) -> Result<u64, TransportError> {
