@@ -412,6 +412,34 @@ fn late_original_is_replaced_when_it_arrives() {
     );
 }
 
+/// Edits the spec once under a running daemon: it reconciles once, not again after each of
+/// its own reads of the file.
+#[test]
+fn spec_edit_reconciles_once() {
+    let lab = UpdateLab::start(Setup::default());
+    let log = lab.dir.path().join("edit.log");
+    let mut daemon = lab.spawn_daemon(&log);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let mut text = std::fs::read_to_string(&lab.spec).expect("the spec is readable");
+    text.push_str("# edited while siuctl run watches the file\n");
+    std::fs::write(&lab.spec, text).expect("the spec is writable");
+    let reconciled = |log: &Path| {
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .matches("the spec file changed; reconciling")
+            .count()
+    };
+    let seen = wait_for(Duration::from_secs(30), || reconciled(&log) >= 1);
+    // The debouncer waits half a second, so a reload loop shows several more within 4 s.
+    std::thread::sleep(Duration::from_secs(4));
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    assert!(seen, "the edit was not seen; log:\n{}", tail(&log));
+    assert_eq!(reconciled(&log), 1, "log:\n{}", tail(&log));
+}
+
 fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {

@@ -226,10 +226,11 @@ fn watch_spec(
     let handler = move |result: notify_debouncer_full::DebounceEventResult| match result {
         Ok(events) => {
             let touches_spec = events.iter().any(|event| {
-                event
-                    .paths
-                    .iter()
-                    .any(|path| path.file_name() == Some(name.as_os_str()))
+                changes_content(&event.kind)
+                    && event
+                        .paths
+                        .iter()
+                        .any(|path| path.file_name() == Some(name.as_os_str()))
             });
             if touches_spec {
                 let _ = changes.send(());
@@ -253,6 +254,22 @@ fn watch_spec(
             warn!(dir = %dir.display(), %error, "failed to watch the spec; it is reconciled on the interval only");
             None
         }
+    }
+}
+
+/// Tells whether a file event can change what the spec file contains. Opening and reading
+/// the file, which every reload does, and metadata changes such as the access time do not;
+/// reacting to them would reload the spec over and over.
+fn changes_content(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any | EventKind::Other => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
     }
 }
 
