@@ -711,7 +711,21 @@ fn store_failure(
             count_failure(state, "mailbox_not_found", detail)
         }
         ErrorClass::Rejected => fail(&format!("rejected:{code}"), detail),
-        ErrorClass::Denied | ErrorClass::Blocked => {
+        ErrorClass::Blocked if service == "exchangeOnline" => {
+            error!(
+                error = detail,
+                "Exchange Online rejected EWS for the application; add its client ID to EWSAllowedAppIDs, or set appRegistration.mailAccess to graph or auto and run siuctl apply"
+            );
+            count_failure(state, "ews_blocked", detail)
+        }
+        ErrorClass::Blocked => {
+            error!(
+                error = detail,
+                "the EWS server returned HTTP 403; check that EWS is enabled for the service account (Get-CASMailbox) and on the server"
+            );
+            count_failure(state, "forbidden", detail)
+        }
+        ErrorClass::Denied => {
             error!(
                 error = detail,
                 "the server rejected the service account; check its credentials and its ApplicationImpersonation role"
