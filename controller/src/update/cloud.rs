@@ -37,6 +37,10 @@ pub struct CloudConnections {
     pub graph: Arc<dyn SentItemsStore>,
     /// Graph groups, for the scope.
     pub groups: Arc<GraphGroups>,
+    /// Whether Exchange Online has rejected EWS for the application, see [`CloudPath`].
+    ///
+    /// [`CloudPath`]: crate::update::runtime::CloudPath
+    pub ews_rejected: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Connects to Exchange Online with the application of `registration`. Returns a message
@@ -107,6 +111,7 @@ pub fn connect(
         ews: Arc::new(EwsStore::new(Arc::new(ews), "exchangeOnline")),
         graph: Arc::new(GraphStore::new(graph.clone())),
         groups: Arc::new(GraphGroups { client: graph }),
+        ews_rejected: Arc::default(),
     })
 }
 

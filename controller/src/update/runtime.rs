@@ -58,6 +58,9 @@ pub struct CloudPath {
     graph: Option<Arc<dyn SentItemsStore>>,
     use_graph: AtomicBool,
     fallback_allowed: bool,
+    /// Set once Exchange Online rejects EWS, and shared by the runtimes built on the same
+    /// connections, so that `mailAccess: auto` stays on Graph after a reload.
+    ews_rejected: Arc<AtomicBool>,
     unavailable: Option<String>,
 }
 
@@ -69,28 +72,34 @@ impl CloudPath {
             graph: None,
             use_graph: AtomicBool::new(false),
             fallback_allowed: false,
+            ews_rejected: Arc::new(AtomicBool::new(false)),
             unavailable: Some(reason.into()),
         }
     }
 
     /// Returns a path that uses `ews` or `graph` as `mail_access` and the path that apply
-    /// chose require.
+    /// chose require. With `auto`, an earlier rejection of EWS recorded in `ews_rejected`
+    /// also selects Graph.
     pub fn new(
         ews: Option<Arc<dyn SentItemsStore>>,
         graph: Option<Arc<dyn SentItemsStore>>,
         mail_access: MailAccess,
         chosen: Option<CloudMailPath>,
+        ews_rejected: Arc<AtomicBool>,
     ) -> Self {
         let use_graph = match mail_access {
             MailAccess::Ews => false,
             MailAccess::Graph => true,
-            MailAccess::Auto => chosen == Some(CloudMailPath::Graph),
+            MailAccess::Auto => {
+                chosen == Some(CloudMailPath::Graph) || ews_rejected.load(Ordering::Relaxed)
+            }
         };
         Self {
             ews,
             graph,
             use_graph: AtomicBool::new(use_graph),
             fallback_allowed: mail_access == MailAccess::Auto,
+            ews_rejected,
             unavailable: None,
         }
     }
@@ -118,7 +127,11 @@ impl CloudPath {
     /// Switches from EWS to Graph after Exchange Online refused EWS, when `mailAccess: auto`
     /// allows it. Returns whether the path changed now.
     pub fn switch_to_graph(&self) -> bool {
-        self.can_fall_back() && !self.use_graph.swap(true, Ordering::Relaxed)
+        if !self.can_fall_back() {
+            return false;
+        }
+        self.ews_rejected.store(true, Ordering::Relaxed);
+        !self.use_graph.swap(true, Ordering::Relaxed)
     }
 }
 
@@ -218,6 +231,7 @@ pub async fn build(
             Some(cloud.graph.clone()),
             registration.mail_access,
             applied.discovered.cloud_mail_path,
+            cloud.ews_rejected.clone(),
         ),
         (Some(_), Some(Err(problem))) => CloudPath::none(problem.clone()),
         _ => CloudPath::none(
@@ -313,4 +327,48 @@ fn directory_settings(desired: &DesiredState) -> Result<ConnectionSettings, Runt
     settings.ca_file = directory.ca_file.clone();
     settings.base_dn = Some(directory.base_dn.clone());
     Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::update::test_support::MemoryStore;
+
+    fn path(mail_access: MailAccess, ews_rejected: &Arc<AtomicBool>) -> CloudPath {
+        CloudPath::new(
+            Some(Arc::new(MemoryStore::default())),
+            Some(Arc::new(MemoryStore::default())),
+            mail_access,
+            Some(CloudMailPath::Ews),
+            ews_rejected.clone(),
+        )
+    }
+
+    fn uses_graph(path: &CloudPath) -> bool {
+        path.use_graph.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn auto_switch_survives_rebuild() {
+        let ews_rejected = Arc::new(AtomicBool::new(false));
+        let first = path(MailAccess::Auto, &ews_rejected);
+        assert!(!uses_graph(&first));
+
+        assert!(first.switch_to_graph());
+        assert!(uses_graph(&first));
+        assert!(!first.switch_to_graph(), "a second switch changes nothing");
+
+        let rebuilt = path(MailAccess::Auto, &ews_rejected);
+        assert!(uses_graph(&rebuilt));
+    }
+
+    #[test]
+    fn ews_only_never_switches() {
+        let ews_rejected = Arc::new(AtomicBool::new(false));
+        let ews = path(MailAccess::Ews, &ews_rejected);
+
+        assert!(!ews.switch_to_graph());
+        assert!(!uses_graph(&ews));
+        assert!(!ews_rejected.load(Ordering::Relaxed));
+    }
 }
