@@ -204,6 +204,10 @@ pub struct BulkFixture {
     /// Groups (by `sam`) that all of them join.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// Display name of each user before its number; default `Staff Member`. Give every bulk
+    /// entry its own, because the display name is also the user's common name in its DN.
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 /// Mailbox placement for generated users.
@@ -248,6 +252,12 @@ fn yes() -> bool {
     true
 }
 
+/// Computes the size of share `index` when `total` is split into `parts` shares that differ by
+/// at most one.
+fn share(total: u32, parts: u32, index: u32) -> u32 {
+    total / parts + u32::from(index < total % parts)
+}
+
 impl Fixture {
     /// Parses a fixture from YAML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, LabError> {
@@ -269,6 +279,97 @@ impl Fixture {
     pub fn default_org() -> Self {
         Self::parse(DEFAULT_FIXTURE, "examples/lab-org.yaml")
             .expect("the compiled-in default fixture must be valid")
+    }
+
+    /// Builds a large organization for benchmarks. It has the default organization's named
+    /// users, groups and applications, plus `users` generated users and `groups` generated
+    /// groups.
+    ///
+    /// One of the generated groups, `Largest-Group` (`largest@<domain>`), has `largest_group`
+    /// transitive user members: it nests ten part groups (fewer when `groups` is small) that
+    /// hold the users, so that listing its members walks nested groups as Graph and AD do.
+    /// The other generated users are spread evenly over the other generated groups. Every
+    /// second generated user has a cloud mailbox.
+    pub fn synthetic(users: u32, groups: u32, largest_group: u32) -> Self {
+        let mut fixture = Self::default_org();
+        fixture.bulk.clear();
+        let largest_group = largest_group.min(users);
+        let groups = groups.max(1);
+        let domain = fixture.domain.clone();
+        let generated_group =
+            |sam: String, members: Vec<String>, mail: Option<String>| GroupFixture {
+                sam,
+                kind: GroupKind::Security,
+                mail,
+                members,
+                container: None,
+            };
+        let bulk =
+            |prefix: String, count: u32, group: Option<String>, display_name: String| BulkFixture {
+                prefix,
+                count,
+                mailbox: BulkMailbox::Alternate,
+                container: None,
+                groups: group.into_iter().collect(),
+                display_name: Some(display_name),
+            };
+
+        // 1. The largest group and its parts.
+        let parts = (groups - 1).min(10);
+        let part_names: Vec<String> = (1..=parts)
+            .map(|p| format!("Largest-Group-Part-{p:02}"))
+            .collect();
+        fixture.groups.push(generated_group(
+            "Largest-Group".into(),
+            part_names.clone(),
+            Some(format!("largest@{domain}")),
+        ));
+        if parts == 0 {
+            fixture.bulk.push(bulk(
+                "lg-".into(),
+                largest_group,
+                Some("Largest-Group".into()),
+                "Largest Group Member".into(),
+            ));
+        }
+        for (index, part) in part_names.iter().enumerate() {
+            let count = share(largest_group, parts, index as u32);
+            fixture
+                .groups
+                .push(generated_group(part.clone(), Vec::new(), None));
+            fixture.bulk.push(bulk(
+                format!("lg{:02}-", index + 1),
+                count,
+                Some(part.clone()),
+                format!("Largest Part {} Member", index + 1),
+            ));
+        }
+
+        // 2. The other groups, each with an even share of the other users.
+        let other_groups = groups - 1 - parts;
+        let other_users = users - largest_group;
+        if other_groups == 0 {
+            fixture.bulk.push(bulk(
+                "user-".into(),
+                other_users,
+                None,
+                "Generated User".into(),
+            ));
+        }
+        for index in 0..other_groups {
+            let sam = format!("Group-{:05}", index + 1);
+            fixture
+                .groups
+                .push(generated_group(sam.clone(), Vec::new(), None));
+            fixture.bulk.push(bulk(
+                format!("g{:05}-", index + 1),
+                share(other_users, other_groups, index),
+                Some(sam),
+                format!("Group {} Member", index + 1),
+            ));
+        }
+        fixture.bulk.retain(|b| b.count > 0);
+        fixture
     }
 
     /// Checks the header and the references between entries: every group member and bulk
@@ -363,6 +464,30 @@ mod tests {
                 .any(|u| u.mailbox == MailboxLocation::None)
         );
         assert!(fixture.users.iter().any(|u| !u.enabled));
+    }
+
+    #[test]
+    fn synthetic_fixture_has_the_requested_sizes() {
+        let fixture = Fixture::synthetic(1_000, 50, 400);
+        let generated: u32 = fixture.bulk.iter().map(|b| b.count).sum();
+        assert_eq!(generated, 1_000);
+        let default_groups = Fixture::default_org().groups.len();
+        assert_eq!(fixture.groups.len(), default_groups + 50);
+        let largest: u32 = fixture
+            .bulk
+            .iter()
+            .filter(|b| b.prefix.starts_with("lg"))
+            .map(|b| b.count)
+            .sum();
+        assert_eq!(largest, 400);
+    }
+
+    #[test]
+    fn shares_add_up_to_the_total() {
+        let total: u32 = (0..7).map(|i| share(100, 7, i)).sum();
+        assert_eq!(total, 100);
+        assert_eq!(share(100, 7, 0), 15);
+        assert_eq!(share(100, 7, 6), 14);
     }
 
     #[test]

@@ -148,7 +148,10 @@ impl World {
                     BulkMailbox::Alternate if n % 2 == 0 => MailboxLocation::Cloud,
                     BulkMailbox::Alternate => MailboxLocation::OnPremises,
                 };
-                let name = format!("Staff Member {n}");
+                let name = format!(
+                    "{} {n}",
+                    bulk.display_name.as_deref().unwrap_or("Staff Member")
+                );
                 let id = world.add_user(NewUser {
                     sam: &sam,
                     name: &name,

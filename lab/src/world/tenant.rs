@@ -21,6 +21,14 @@ pub const GRAPH_ROLES: &[(&str, &str)] = &[
         "1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9",
     ),
     (
+        "Application.Read.All",
+        "9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30",
+    ),
+    (
+        "Application.ReadWrite.OwnedBy",
+        "18a4783c-866b-4cc7-a460-3d5e5662c884",
+    ),
+    (
         "AppRoleAssignment.ReadWrite.All",
         "06b708a9-e830-4db3-a914-8e69da51d44f",
     ),
