@@ -45,6 +45,9 @@ pub struct Programs {
     pub python: Option<PathBuf>,
     /// `bench/exchangelib_update.py`.
     pub script: PathBuf,
+    /// Record every `siuctl` run with `perf record` into this directory. The figures of such
+    /// a run include the profiler's overhead.
+    pub profile_dir: Option<PathBuf>,
 }
 
 impl Programs {
@@ -55,6 +58,28 @@ impl Programs {
             clients.push(Client::Exchangelib);
         }
         clients
+    }
+
+    /// Starts a `siuctl` command line with `verbosity` `-v` flags, under `perf record` when
+    /// profiling. `label` names the profile.
+    pub fn siuctl_command(&self, label: &str, verbosity: u8) -> Command {
+        let mut command = match &self.profile_dir {
+            Some(dir) => {
+                let mut command = Command::new("perf");
+                command
+                    .args(["record", "--call-graph", "dwarf", "-F", "997", "-o"])
+                    .arg(dir.join(format!("{label}.perf.data")))
+                    .arg("--")
+                    .arg(&self.siuctl);
+                command
+            }
+            None => Command::new(&self.siuctl),
+        };
+        if verbosity > 0 {
+            command.arg(format!("-{}", "v".repeat(verbosity.into())));
+        }
+        command.env_remove("RUST_LOG");
+        command
     }
 }
 
@@ -255,14 +280,13 @@ fn client_command(
     let mut command = match run.client {
         Client::Siuctl => {
             let spec = workload::write_siuctl_config(lab, dir, spool, run.concurrency, run.auth)?;
-            let mut command = Command::new(&programs.siuctl);
-            if run.siuctl_verbosity > 0 {
-                command.arg(format!("-{}", "v".repeat(run.siuctl_verbosity.into())));
-            }
+            let label = dir
+                .file_name()
+                .map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+            let mut command = programs.siuctl_command(&label, run.siuctl_verbosity);
             command
                 .args(["run", "--once", "--output", "json", "-f"])
-                .arg(spec)
-                .env_remove("RUST_LOG");
+                .arg(spec);
             command
         }
         Client::Exchangelib => {

@@ -9,7 +9,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -131,14 +131,10 @@ async fn at_rate(
     let spec =
         workload::write_siuctl_config(lab, &dir, &spool, settings.concurrency, settings.auth)?;
     let log_path = dir.join("client.log");
-    let mut command = Command::new(&programs.siuctl);
-    if settings.siuctl_verbosity > 0 {
-        command.arg(format!("-{}", "v".repeat(settings.siuctl_verbosity.into())));
-    }
+    let mut command = programs.siuctl_command(&label, settings.siuctl_verbosity);
     command
         .args(["run", "--rescan-interval", "1s", "-f"])
         .arg(&spec)
-        .env_remove("RUST_LOG")
         .current_dir(&dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
