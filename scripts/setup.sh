@@ -10,6 +10,8 @@ EXCHANGELIB_VERSION=5.6.0
 
 need_apt=()
 command -v xmllint >/dev/null 2>&1 || need_apt+=(libxml2-utils)
+# ldapsearch checks what a standard LDAP client sees of the lab's directory server.
+command -v ldapsearch >/dev/null 2>&1 || need_apt+=(ldap-utils)
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
   need_apt+=(python3-venv)

@@ -210,7 +210,10 @@ async fn management(
             ),
             exit_code: 1,
         },
-        None => crate::management::execute(&state, request.online, &request.script),
+        None => {
+            crate::management::execute_following_directory(&state, request.online, &request.script)
+                .await
+        }
     };
     state.journal.record(
         Service::Management,

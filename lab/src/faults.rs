@@ -60,17 +60,19 @@ impl Service {
 )]
 pub enum FaultKind {
     /// Answer with this HTTP status (500, 503, ...) and an empty or protocol-shaped body.
+    /// LDAP returns `busy` for 51 or 429 and `unavailable` for any other code.
     Status {
         /// HTTP status code.
         code: u16,
     },
-    /// EWS `ErrorServerBusy` with `BackOffMilliseconds`; other services answer 503 with
-    /// `Retry-After`.
+    /// EWS `ErrorServerBusy` with `BackOffMilliseconds`; LDAP returns `busy`, and other
+    /// services answer 503 with `Retry-After`.
     ServerBusy {
         /// Back-off the server asks for, in milliseconds.
         back_off_ms: u64,
     },
-    /// EWS `ErrorExceededConnectionCount`; other services answer 503.
+    /// EWS `ErrorExceededConnectionCount`; LDAP returns `busy`, and other services answer
+    /// 503.
     ExceededConnectionCount,
     /// HTTP 429 with `Retry-After` in seconds (Graph's throttling); LDAP answers `busy`.
     TooManyRequests {

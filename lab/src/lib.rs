@@ -13,6 +13,7 @@
 pub mod access;
 pub mod control;
 pub mod ews;
+pub mod external;
 pub mod faults;
 mod files;
 pub mod fixture;
@@ -21,7 +22,7 @@ pub mod journal;
 pub mod ldap;
 pub mod management;
 mod output;
-pub use output::LabInfo;
+pub use output::{LabInfo, load_world};
 pub mod serve;
 pub mod tls;
 pub mod token;
@@ -87,6 +88,9 @@ pub enum LabError {
     /// A request to a running lab's control API failed.
     #[error("the lab's control API refused the request: {0}")]
     Control(String),
+    /// The external directory could not be prepared or seeded.
+    #[error(transparent)]
+    External(#[from] external::ExternalError),
 }
 
 impl LabError {
@@ -136,6 +140,11 @@ pub struct LabConfig {
     pub capture_dir: Option<PathBuf>,
     /// The `siuctl` executable that generated specs call for the management shell.
     pub siuctl: Option<PathBuf>,
+    /// An Active Directory that accounts live in instead of the world's own directory, as
+    /// Exchange follows the domain it is installed in (see [`external`]).
+    pub external_directory: Option<external::ExternalDirectory>,
+    /// Write the world's users and groups into `external_directory` before serving.
+    pub seed_external_directory: bool,
 }
 
 impl LabConfig {
@@ -150,6 +159,8 @@ impl LabConfig {
             replication_delay: Duration::ZERO,
             capture_dir: None,
             siuctl: None,
+            external_directory: None,
+            seed_external_directory: false,
         }
     }
 }
@@ -196,6 +207,8 @@ pub struct LabState {
     pub control_token: String,
     /// The lab directory, when there is one.
     pub dir: Option<PathBuf>,
+    /// The external directory that accounts live in, when there is one.
+    pub external: Option<external::ExternalClient>,
 }
 
 impl std::fmt::Debug for LabState {
@@ -230,6 +243,7 @@ impl LabState {
 pub struct Lab {
     state: Arc<LabState>,
     shutdown: watch::Sender<bool>,
+    seed_report: Option<external::SeedReport>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -250,6 +264,19 @@ impl Lab {
         };
         let tenant = world.tenant.id;
 
+        // The external directory, seeded with the world before anything is served.
+        let mut seed_report = None;
+        let external = match &config.external_directory {
+            Some(directory) => {
+                let client = external::ExternalClient::new(directory.clone())?;
+                if config.seed_external_directory {
+                    seed_report = Some(external::seed(&client, &world).await?);
+                }
+                Some(client)
+            }
+            None => None,
+        };
+
         // 2. Certificates and token keys.
         let names = config.fixture.host_names();
         let tls = match &config.dir {
@@ -267,6 +294,7 @@ impl Lab {
             endpoints: OnceLock::new(),
             control_token: world::generate_client_secret(),
             dir: config.dir.clone(),
+            external,
         });
 
         // 3. Listeners. HTTP endpoints offer HTTP/1.1 only: NTLM cannot run over HTTP/2.
@@ -351,7 +379,11 @@ impl Lab {
             output::write_dir(&state, dir, config.siuctl.as_deref())?;
         }
         tracing::info!(control = %state.endpoints().control, "lab started");
-        Ok(Lab { state, shutdown })
+        Ok(Lab {
+            state,
+            shutdown,
+            seed_report,
+        })
     }
 
     /// The shared state, for tests that inspect or change the world directly.
@@ -372,6 +404,12 @@ impl Lab {
     /// The secrets generated for the fixture.
     pub fn secrets(&self) -> &Secrets {
         &self.state.secrets
+    }
+
+    /// Returns the changes that seeding the external directory made at start, when the lab
+    /// seeded it.
+    pub fn seed_report(&self) -> Option<&external::SeedReport> {
+        self.seed_report.as_ref()
     }
 
     /// Fault rules, changeable while the lab runs.

@@ -52,6 +52,43 @@ impl ShellError {
     }
 }
 
+/// Runs a management script, first adding to the world the users that its role assignment
+/// cmdlets name and that only the external directory contains, when there is one (see
+/// [`crate::external`]). Exchange resolves `-User` and `-RoleAssignee` in Active Directory in
+/// the same way.
+pub async fn execute_following_directory(
+    state: &LabState,
+    online: bool,
+    script: &str,
+) -> ManagementResponse {
+    if let (Some(client), false) = (state.external.as_ref(), online)
+        && let Ok(statements) = parse::parse(script)
+    {
+        let named: Vec<String> = statements
+            .iter()
+            .filter_map(|statement| match statement {
+                Statement::Pipeline(commands) => Some(commands),
+                Statement::Assignment { .. } => None,
+            })
+            .flatten()
+            .filter_map(cmdlets::named_user)
+            .collect();
+        for identity in named {
+            let known = cmdlets::knows_user(&state.read(), &identity);
+            if !known {
+                crate::external::lookup::import_identity(
+                    state,
+                    client,
+                    &identity,
+                    crate::external::lookup::IdentityKind::Recipient,
+                )
+                .await;
+            }
+        }
+    }
+    execute(state, online, script)
+}
+
 /// Runs a management script against the on-premises server or Exchange Online.
 pub fn execute(state: &LabState, online: bool, script: &str) -> ManagementResponse {
     let statements = match parse::parse(script) {

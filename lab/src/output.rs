@@ -7,6 +7,7 @@
 //! DIR/ca.pem, ca.key     the lab CA (the key is 0600)
 //! DIR/secrets/           generated passwords, client secrets and certificates (0600)
 //! DIR/specs/*.yaml       specs wired to this lab
+//! DIR/external-directory-ca.pem  the CA of the external directory, when there is one
 //! DIR/spool/{tmp,new}    the update loop's spool
 //! DIR/state.json         the world, saved on stop and resumed on the next start (0600)
 //! ```
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::external::ExternalDirectory;
 use crate::files::{write_private, write_public};
 use crate::{Endpoints, LabError, LabState, Secrets, World};
 
@@ -81,6 +83,18 @@ pub(crate) fn load_state(dir: &Path) -> Result<Option<(World, Secrets)>, LabErro
             files: saved.secrets,
         },
     )))
+}
+
+/// Reads the world that a lab saved in `DIR/state.json`, for tools that work on a stopped
+/// lab's world, such as seeding an external directory.
+pub fn load_world(dir: &Path) -> Result<World, LabError> {
+    match load_state(dir)? {
+        Some((world, _)) => Ok(world),
+        None => Err(LabError::NotRunning {
+            dir: dir.to_path_buf(),
+            reason: format!("{} does not exist", dir.join("state.json").display()),
+        }),
+    }
 }
 
 /// Writes `DIR/state.json`.
@@ -157,8 +171,25 @@ pub(crate) fn write_dir(
         &dir.join("specs/hybrid-manual.yaml"),
         specs.hybrid_manual().as_bytes(),
     )?;
+    if let Some(client) = &state.external {
+        let external = client.directory();
+        write_private(
+            &dir.join("secrets").join(EXTERNAL_PASSWORD_FILE),
+            format!("{}\n", external.bind_password).as_bytes(),
+        )?;
+        write_public(&dir.join(EXTERNAL_CA_FILE), external.ca_pem.as_bytes())?;
+        write_public(
+            &dir.join("specs/onprem-external.yaml"),
+            specs.on_premises_external(external).as_bytes(),
+        )?;
+    }
     Ok(())
 }
+
+/// The bind password of the external directory, below `DIR/secrets/`.
+const EXTERNAL_PASSWORD_FILE: &str = "external-directory.password";
+/// The CA certificates of the external directory, in `DIR`.
+const EXTERNAL_CA_FILE: &str = "external-directory-ca.pem";
 
 fn lab_env(info: &LabInfo, dir: &Path) -> String {
     let endpoints = &info.endpoints;
@@ -327,6 +358,58 @@ account:
             domain = self.domain,
             base_dn = base_dn(self.domain),
             tail = self.common_tail("onprem"),
+        )
+    }
+
+    /// Returns the spec of an on-premises organization whose directory is the external one.
+    /// The controller creates its account there over LDAPS and signs in to the lab's EWS with
+    /// Basic, which the lab checks with a bind against the same directory.
+    fn on_premises_external(&self, external: &ExternalDirectory) -> String {
+        let domain = external.dns_domain();
+        format!(
+            "# yaml-language-server: $schema=siu-v1.schema.json
+# Written by `siuctl lab up --external-directory-env`: an on-premises organization whose
+# Exchange is this lab and whose Active Directory is {url_text}.
+# The lab checks EWS passwords with LDAP binds against that directory, which cannot verify
+# NTLM, so EWS uses Basic.
+apiVersion: siu/v1
+kind: SentItemsUpdate
+metadata:
+  name: lab-onprem-external
+environment: onPremises
+
+onPremises:
+  exchange:
+    connection: manual
+    server: 127.0.0.1
+    ewsUrl: {ews}
+    auth: basic
+    caFile: ../ca.pem
+    managementShell:
+      command: {shell}
+  directory:
+    url: {url}
+    baseDn: {base_dn}
+    bindUser: {bind_user}
+    bindPassword: {{ fromFile: ../secrets/{EXTERNAL_PASSWORD_FILE} }}
+    caFile: ../{EXTERNAL_CA_FILE}
+
+account:
+  upn: siu-agent@{domain}
+  create: true
+  password: {{ fromFile: ../secrets/siu-agent-external.password }}
+  container: OU=Service Accounts,{seed_root}
+  impersonation: grant
+
+{tail}",
+            url = yaml_quote(&external.url),
+            url_text = external.url,
+            ews = self.endpoints.ews,
+            shell = self.shell(false),
+            base_dn = yaml_quote(&external.base_dn),
+            bind_user = yaml_quote(&external.bind_user),
+            seed_root = external.seed_root(),
+            tail = self.common_tail("onprem-external"),
         )
     }
 

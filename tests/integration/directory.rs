@@ -67,7 +67,7 @@ pub enum Seeding {
     /// The server starts with the fixture already loaded, under the same names.
     #[expect(
         dead_code,
-        reason = "no target preloads the fixture yet; the lab's LDAP server will"
+        reason = "both targets are seeded over LDAP, which exercises the server's add path"
     )]
     Preloaded,
 }
@@ -145,7 +145,7 @@ impl DirectoryTarget {
             })
     }
 
-    async fn admin_over_ldaps(&self) -> DirectoryClient {
+    pub(crate) async fn admin_over_ldaps(&self) -> DirectoryClient {
         DirectoryClient::connect(&self.admin_settings(&self.ldaps_url))
             .await
             .unwrap_or_else(|error| {
@@ -1061,7 +1061,7 @@ async fn set_fixture_password(target: &DirectoryTarget, dn: &str, user_account_c
 /// Starts Samba through the harness once per test binary, seeds the fixture, and returns the
 /// target. Returns `None` and prints why when `SIU_SAMBA=1` is not set. A failed set-up fails
 /// every Samba check with the same message, so it runs only once.
-fn samba_target() -> Option<&'static DirectoryTarget> {
+pub(crate) fn samba_target() -> Option<&'static DirectoryTarget> {
     static TARGET: OnceLock<Result<Option<DirectoryTarget>, String>> = OnceLock::new();
     let target = TARGET.get_or_init(|| {
         if std::env::var("SIU_SAMBA").as_deref() != Ok("1") {
@@ -1137,6 +1137,89 @@ fn start_samba() -> DirectoryTarget {
         seeding: Seeding::OverLdap,
     }
 }
+
+/// Starts a lab on a thread of its own, whose runtime keeps serving for the rest of the test
+/// binary, seeds the fixture over LDAP, and returns the target.
+fn lab_target() -> &'static DirectoryTarget {
+    static TARGET: OnceLock<DirectoryTarget> = OnceLock::new();
+    TARGET.get_or_init(|| {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime should start");
+            runtime.block_on(async move {
+                let lab =
+                    siu_lab::Lab::start(siu_lab::LabConfig::new(siu_lab::Fixture::default_org()))
+                        .await
+                        .expect("the lab should start");
+                let ca_file = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                    .join(format!("directory-lab-ca-{}.pem", std::process::id()));
+                std::fs::write(&ca_file, lab.ca_pem()).expect("the lab CA should be written");
+                let endpoints = lab.endpoints();
+                let password = lab
+                    .secrets()
+                    .get("Administrator.password")
+                    .expect("the lab publishes the administrator's password")
+                    .to_owned();
+                let target = DirectoryTarget {
+                    name: "lab",
+                    ldap_url: endpoints.ldap.to_string(),
+                    ldaps_url: endpoints.ldaps.to_string(),
+                    base_dn: "DC=lab,DC=example".to_owned(),
+                    dns_domain: "lab.example".to_owned(),
+                    netbios_domain: "LAB".to_owned(),
+                    admin_upn: "administrator@lab.example".to_owned(),
+                    admin_dn: "CN=Administrator,CN=Users,DC=lab,DC=example".to_owned(),
+                    admin_sam_account_name: "Administrator".to_owned(),
+                    admin_password: Password::new(password),
+                    ca_file,
+                    seeding: Seeding::OverLdap,
+                };
+                prepare_fixture(&target).await;
+                sender
+                    .send(target)
+                    .expect("the test thread waits for the target");
+                // The lab serves as long as this runtime runs: until the test binary exits.
+                std::future::pending::<()>().await;
+                drop(lab);
+            });
+        });
+        receiver
+            .recv()
+            .expect("the lab target should be set up (see the panic above)")
+    })
+}
+
+/// Generates one test per check against the lab's LDAP server.
+macro_rules! lab_checks {
+    ($($check:ident),* $(,)?) => {
+        mod lab {
+            $(
+                #[tokio::test]
+                async fn $check() {
+                    super::checks::$check(super::lab_target()).await;
+                }
+            )*
+        }
+    };
+}
+
+lab_checks!(
+    bind_as_upn,
+    bind_as_dn,
+    bind_as_down_level_name,
+    wrong_password_reports_invalid_credentials,
+    ldaps_and_start_tls_verify_the_ca,
+    find_user_by_upn,
+    find_user_by_smtp_address,
+    disabled_account_detected,
+    enabled_user_can_bind,
+    nested_groups_resolved,
+    large_group_read_through_ranges,
+    create_user_over_ldaps_then_bind,
+    domain_users_and_primary_groups,
+    create_user_over_plain_ldap_rejected,
+    filter_injection_finds_nothing,
+);
 
 /// Generates one test per check against the Samba target.
 macro_rules! samba_checks {

@@ -2,6 +2,7 @@
 
 mod directory;
 mod entra;
+mod external_directory;
 mod lab_cli;
 mod validate;
 

@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use siu_lab::control::{
     DeliverOriginalResponse, FolderListing, ManagementRequest, ManagementResponse, SendRequest,
 };
+use siu_lab::external::{ExternalClient, ExternalDirectory};
 use siu_lab::transport::{HeldOriginal, SendReport};
 use siu_lab::{FaultRule, Fixture, Lab, LabConfig, LabInfo};
 use url::Url;
@@ -40,6 +41,9 @@ pub enum LabCommand {
     Faults(FaultsArgs),
     /// Print the request counters of a running lab, per service and operation.
     Counters(CountersArgs),
+    /// Write a lab's users and groups into an external Active Directory, such as Samba AD,
+    /// below OU=siu-lab. A second run changes nothing.
+    SeedDirectory(SeedDirectoryArgs),
 }
 
 /// The lab directory option that every subcommand takes.
@@ -91,6 +95,52 @@ pub struct UpArgs {
     /// Write every EWS request and response body into this directory.
     #[arg(long, value_name = "DIR")]
     pub capture_dir: Option<PathBuf>,
+
+    /// Keep accounts in an external Active Directory described by this file of `SIU_AD_*`
+    /// variables, as `scripts/samba-ad.sh start` writes it. The lab seeds its users and
+    /// groups there, checks EWS Basic passwords with LDAP binds against it (NTLM is then
+    /// unavailable), and writes specs/onprem-external.yaml.
+    #[arg(long, value_name = "FILE")]
+    pub external_directory_env: Option<PathBuf>,
+
+    /// With --external-directory-env, do not seed the directory at start.
+    #[arg(long, requires = "external_directory_env")]
+    pub no_seed: bool,
+}
+
+/// Arguments of `siuctl lab seed-directory`: the lab whose world is seeded, and the
+/// directory, from an environment file or from separate options.
+#[derive(Debug, clap::Args)]
+pub struct SeedDirectoryArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+
+    /// A file of `SIU_AD_*` variables, as `scripts/samba-ad.sh start` writes it. Replaces
+    /// the options below.
+    #[arg(long, value_name = "FILE", required_unless_present = "ldap_url", conflicts_with_all = ["ldap_url", "bind_user", "bind_password_file", "ca_file", "base_dn"])]
+    pub external_directory_env: Option<PathBuf>,
+
+    /// The directory's URL, `ldaps://HOST:PORT`, or `ldap://HOST:PORT`, which is upgraded
+    /// with StartTLS.
+    #[arg(long, value_name = "URL", requires_all = ["bind_user", "bind_password_file", "ca_file"])]
+    pub ldap_url: Option<String>,
+
+    /// The account to bind as, such as `Administrator@siu.test`. It needs the right to create
+    /// organizational units, users and groups, and to set passwords.
+    #[arg(long, value_name = "UPN")]
+    pub bind_user: Option<String>,
+
+    /// A file whose first line is the bind password.
+    #[arg(long, value_name = "FILE")]
+    pub bind_password_file: Option<PathBuf>,
+
+    /// A PEM file with the CA that issued the directory's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// The domain's base DN, such as `DC=siu,DC=test`. Read from the directory when absent.
+    #[arg(long, value_name = "DN")]
+    pub base_dn: Option<String>,
 }
 
 /// Arguments of `siuctl lab exchange-shell`.
@@ -236,6 +286,7 @@ pub async fn run(command: LabCommand) -> anyhow::Result<ExitCode> {
         LabCommand::SentItems(args) => sent_items(args).await,
         LabCommand::Faults(args) => faults(args).await,
         LabCommand::Counters(args) => counters(args).await,
+        LabCommand::SeedDirectory(args) => seed_directory(args).await,
     }
 }
 
@@ -259,6 +310,18 @@ async fn up(args: UpArgs) -> anyhow::Result<ExitCode> {
     }
     for text in &args.faults {
         config.faults.extend(parse_fault_rules(text)?);
+    }
+    if let Some(path) = &args.external_directory_env {
+        let directory = ExternalDirectory::from_env_file(path)?;
+        if !args.no_seed {
+            print(&format!(
+                "seeding {} below {} before serving\n",
+                directory.url,
+                directory.seed_root()
+            ))?;
+        }
+        config.external_directory = Some(directory);
+        config.seed_external_directory = !args.no_seed;
     }
 
     // 2. Start it, and put the JSON Schema next to the generated specs, whose `$schema`
@@ -367,13 +430,28 @@ fn startup_summary(lab: &Lab, dir: &Path) -> String {
     for (name, url) in rows {
         text.push_str(&format!("  {name:<22} {url}\n"));
     }
+    if let Some(external) = &lab.state().external {
+        text.push_str(&format!(
+            "  {:<22} {} (accounts live there; EWS takes Basic only)\n",
+            "directory",
+            external.directory().url
+        ));
+    }
+    if let Some(report) = lab.seed_report() {
+        text.push_str(&format!("  {:<22} {report}\n", "seeded"));
+    }
+    let spec = if lab.state().external.is_some() {
+        "onprem-external"
+    } else {
+        "hybrid"
+    };
     text.push_str(&format!(
         "\n  CA certificate         {dir_text}/ca.pem\n\
          \x20 secrets                {dir_text}/secrets/\n\
          \x20 spool                  {dir_text}/spool/\n\n\
          Next, in another shell:\n\
          \x20 . {dir_text}/lab.env\n\
-         \x20 siuctl plan -f {dir_text}/specs/hybrid.yaml\n\
+         \x20 siuctl plan -f {dir_text}/specs/{spec}.yaml\n\
          \x20 siuctl lab send --dir {dir_text}\n\n\
          Stop the lab with Ctrl-C; it saves its state to {dir_text}/state.json.\n"
     ));
@@ -399,6 +477,79 @@ async fn shutdown_signal() -> anyhow::Result<&'static str> {
         .await
         .context("failed to listen for Ctrl-C")?;
     Ok("Ctrl-C")
+}
+
+async fn seed_directory(args: SeedDirectoryArgs) -> anyhow::Result<ExitCode> {
+    let dir = absolute(&args.dir.dir)?;
+
+    // 1. The directory, from the environment file or the options.
+    let directory = match (&args.external_directory_env, &args.ldap_url) {
+        (Some(path), _) => ExternalDirectory::from_env_file(path)?,
+        (None, Some(url)) => {
+            let read = |path: &Path, what: &str| {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("failed to read the {what} `{}`", path.display()))
+            };
+            let password_file = args
+                .bind_password_file
+                .as_deref()
+                .context("missing --bind-password-file")?;
+            let password = read(password_file, "bind password file")?
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let ca_file = args.ca_file.as_deref().context("missing --ca-file")?;
+            let mut directory = ExternalDirectory::new(
+                url.clone(),
+                args.bind_user.clone().context("missing --bind-user")?,
+                password,
+                read(ca_file, "CA file")?,
+                args.base_dn.clone().unwrap_or_default(),
+            );
+            if directory.base_dn.is_empty() {
+                directory.base_dn = ExternalClient::new(directory.clone())?
+                    .read_default_naming_context()
+                    .await?;
+            }
+            directory
+        }
+        (None, None) => bail!("give --external-directory-env FILE or --ldap-url URL"),
+    };
+
+    // 2. The lab's world: a running lab saves it first, a stopped one left it in state.json.
+    if let Ok(control) = ControlClient::connect(&dir)
+        && control.get::<serde_json::Value>("v1/info").await.is_ok()
+    {
+        control
+            .post_no_content("v1/save", &serde_json::json!({}))
+            .await
+            .context("failed to make the running lab save its world")?;
+    }
+    let world = siu_lab::load_world(&dir).with_context(|| {
+        format!(
+            "failed to read the lab's world in `{}` (start the lab once with `siuctl lab up \
+             --dir {}`)",
+            dir.display(),
+            dir.display()
+        )
+    })?;
+
+    // 3. Seed.
+    let client = ExternalClient::new(directory)?;
+    let report = siu_lab::external::seed(&client, &world)
+        .await
+        .with_context(|| format!("failed to seed {}", client.directory().url))?;
+    let mut text = format!(
+        "seeded {} below {}: {report}\n",
+        client.directory().url,
+        client.directory().seed_root()
+    );
+    for skipped in &report.skipped {
+        text.push_str(&format!("  skipped {skipped}\n"));
+    }
+    print(&text)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn exchange_shell(args: ExchangeShellArgs) -> anyhow::Result<ExitCode> {

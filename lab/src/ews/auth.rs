@@ -75,7 +75,10 @@ const AV_CHANNEL_BINDINGS: u16 = 0x000A;
 const AV_EOL: u16 = 0x0000;
 
 /// Authenticates a request to the on-premises server, or returns the 401 response.
-pub fn on_premises(
+///
+/// With an external directory, Basic logons are checked there and NTLM is refused (see
+/// [`crate::external`]).
+pub async fn on_premises(
     state: &LabState,
     connection: Option<&Arc<Connection>>,
     headers: &HeaderMap,
@@ -85,13 +88,20 @@ pub fn on_premises(
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let realm = realm(state, headers);
+    let external = state.external.as_ref();
+    let deny = |note: Option<&str>| match external {
+        Some(_) => basic_challenge(&realm, note),
+        None => challenge(&realm, None),
+    };
 
     let Some(authorization) = authorization else {
         // A connection that NTLM authenticated stays authenticated.
-        if let Some(user) = connection.and_then(connection_identity) {
-            return caller_for(state, user).ok_or_else(|| challenge(&realm, None));
+        if external.is_none()
+            && let Some(user) = connection.and_then(connection_identity)
+        {
+            return caller_for(state, user).ok_or_else(|| deny(None));
         }
-        return Err(challenge(&realm, None));
+        return Err(deny(None));
     };
     let (scheme, credentials) = authorization
         .split_once(' ')
@@ -99,9 +109,20 @@ pub fn on_premises(
         .unwrap_or((authorization, ""));
 
     if scheme.eq_ignore_ascii_case("Basic") {
-        return basic(state, credentials).ok_or_else(|| challenge(&realm, None));
+        let caller = match external {
+            Some(client) => basic_external(state, client, credentials).await,
+            None => basic(state, credentials),
+        };
+        return caller.ok_or_else(|| deny(None));
     }
     if scheme.eq_ignore_ascii_case("NTLM") || scheme.eq_ignore_ascii_case("Negotiate") {
+        if external.is_some() {
+            tracing::debug!(
+                scheme,
+                "NTLM refused: passwords are checked by the external directory"
+            );
+            return Err(deny(Some(NTLM_UNAVAILABLE)));
+        }
         let Some(connection) = connection else {
             return Err(challenge(&realm, None));
         };
@@ -111,8 +132,14 @@ pub fn on_premises(
         scheme,
         "unsupported authorization scheme on the on-premises server"
     );
-    Err(challenge(&realm, None))
+    Err(deny(None))
 }
+
+/// Body of the 401 response to NTLM when the lab follows an external directory.
+pub const NTLM_UNAVAILABLE: &str = "NTLM is not available: this lab checks passwords with LDAP \
+     simple binds against an external directory, which cannot verify NTLM responses because \
+     Active Directory never returns NT hashes over LDAP. Use Basic authentication \
+     (`auth: basic` in the spec).\n";
 
 /// Returns the realm IIS names in `Basic realm=`: the host the client requested.
 fn realm(state: &LabState, headers: &HeaderMap) -> String {
@@ -152,10 +179,46 @@ pub fn challenge(realm: &str, ntlm: Option<(&str, &[u8])>) -> Rejection {
     Box::new(response)
 }
 
-fn basic(state: &LabState, credentials: &str) -> Option<Caller> {
+/// Builds the 401 of a server that offers only Basic, with an explanation in the body.
+fn basic_challenge(realm: &str, note: Option<&str>) -> Rejection {
+    let mut response = Response::new(Body::from(note.unwrap_or_default().to_string()));
+    *response.status_mut() = StatusCode::UNAUTHORIZED;
+    let basic = format!("Basic realm=\"{}\"", realm.replace('"', ""));
+    if let Ok(value) = HeaderValue::from_str(&basic) {
+        response
+            .headers_mut()
+            .append(header::WWW_AUTHENTICATE, value);
+    }
+    if note.is_some() {
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
+    Box::new(response)
+}
+
+/// Splits Basic credentials into the logon name and the password.
+fn decode_basic(credentials: &str) -> Option<(String, String)> {
     let decoded = STANDARD.decode(credentials).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (name, password) = text.split_once(':')?;
+    Some((name.to_string(), password.to_string()))
+}
+
+async fn basic_external(
+    state: &LabState,
+    client: &crate::external::ExternalClient,
+    credentials: &str,
+) -> Option<Caller> {
+    let (name, password) = decode_basic(credentials)?;
+    let (id, upn) = crate::external::lookup::authenticate(state, client, &name, &password).await?;
+    Some(Caller::User { id, upn })
+}
+
+fn basic(state: &LabState, credentials: &str) -> Option<Caller> {
+    let (name, password) = decode_basic(credentials)?;
+    let (name, password) = (name.as_str(), password.as_str());
     let world = state.read();
     let Some(user) = world.directory.user_by_logon(name) else {
         tracing::debug!(logon = name, "basic logon for an unknown account");

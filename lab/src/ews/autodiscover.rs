@@ -148,7 +148,7 @@ pub async fn pox(state: Arc<LabState>, request: Request) -> Response {
             return response;
         }
     };
-    let caller = match auth::on_premises(&state, connection.as_ref(), &parts.headers) {
+    let caller = match auth::on_premises(&state, connection.as_ref(), &parts.headers).await {
         Ok(caller) => caller,
         Err(response) => {
             record(&state, "pox", &response, started, None);
@@ -276,7 +276,7 @@ pub async fn soap(state: Arc<LabState>, request: Request) -> Response {
             return response;
         }
     };
-    let caller = match auth::on_premises(&state, connection.as_ref(), &parts.headers) {
+    let caller = match auth::on_premises(&state, connection.as_ref(), &parts.headers).await {
         Ok(caller) => caller,
         Err(response) => {
             record(&state, "GetUserSettings", &response, started, None);

@@ -144,7 +144,9 @@ async fn serve(state: Arc<LabState>, deployment: Deployment, request: Request) -
 
     // 2. Authenticate.
     let authenticated = match deployment {
-        Deployment::OnPremises => auth::on_premises(&state, connection.as_ref(), &parts.headers),
+        Deployment::OnPremises => {
+            auth::on_premises(&state, connection.as_ref(), &parts.headers).await
+        }
         Deployment::Online => auth::online(&state, &parts.headers),
     };
     let caller = match authenticated {

@@ -118,12 +118,35 @@ pub(super) async fn list_assignments(
 }
 
 /// `POST /servicePrincipals/{id}/appRoleAssignedTo` with `principalId`, `resourceId` and
-/// `appRoleId`.
+/// `appRoleId`: the resource in the path grants one of its roles.
 pub(super) async fn create(
     State(shared): State<Shared>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
+) -> GraphResult {
+    grant(shared, caller, id, body, true).await
+}
+
+/// `POST /servicePrincipals/{id}/appRoleAssignments`: the same grant, addressed through the
+/// client principal in the path.
+pub(super) async fn create_for_principal(
+    State(shared): State<Shared>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> GraphResult {
+    grant(shared, caller, id, body, false).await
+}
+
+/// Grants an app role; the principal in the path is the resource (`by_resource`) or the
+/// client, and must match the body.
+async fn grant(
+    shared: Shared,
+    caller: Caller,
+    id: String,
+    body: Bytes,
+    by_resource: bool,
 ) -> GraphResult {
     caller.require(ASSIGNMENT_WRITE)?;
     let body = parse_json(&body)?;
@@ -141,12 +164,18 @@ pub(super) async fn create(
 
     let lab = &shared.lab;
     let mut world = lab.write();
-    let resource = service_principals::find(lab, &world, &id)?;
-    if resource.id != resource_id {
+    let in_path = service_principals::find(lab, &world, &id)?.id;
+    let (property, expected) = if by_resource {
+        ("resourceId", resource_id)
+    } else {
+        ("principalId", principal_id)
+    };
+    if in_path != expected {
         return Err(GraphError::for_directory_bad_request(format!(
-            "Property 'resourceId' ({resource_id}) must be the service principal in the path ({id})."
+            "Property '{property}' ({expected}) must be the service principal in the path ({id})."
         )));
     }
+    let resource = service_principals::find(lab, &world, &resource_id.to_string())?;
     if !resource.app_roles.iter().any(|r| r.id == app_role_id) {
         return Err(GraphError::for_directory_bad_request(
             "Permission being assigned was not found on application",

@@ -196,7 +196,9 @@ fn member_ids(world: &World, group: Uuid, users_only: bool, options: &QueryOptio
             Some(ObjectKind::Group) => {
                 !users_only && directory.groups.get(member).is_some_and(is_synchronized)
             }
-            None => false,
+            // Contacts would be orgContact objects in Entra, which the lab's Graph does not
+            // serve.
+            Some(ObjectKind::Contact) | None => false,
         })
         .filter(|member| {
             options.filter.is_none()

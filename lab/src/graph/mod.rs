@@ -95,7 +95,8 @@ pub fn router(state: Arc<LabState>) -> Router {
         )
         .route(
             "/v1.0/servicePrincipals/{id}/appRoleAssignments",
-            get(app_role_assignments::list_assignments),
+            get(app_role_assignments::list_assignments)
+                .post(app_role_assignments::create_for_principal),
         )
         // Alternate keys: `applications(appId='...')` and `servicePrincipals(appId='...')`.
         .route("/v1.0/{segment}", get(get_by_alternate_key))

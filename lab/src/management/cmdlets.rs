@@ -317,6 +317,47 @@ pub fn run(
     }
 }
 
+/// Parameters of `Get-ManagementRoleAssignment`.
+const GET_ROLE_ASSIGNMENT: &[Param] = &[
+    positional("Identity", 0),
+    value("Role"),
+    value("RoleAssignee"),
+    switch("GetEffectiveUsers"),
+    value("Enabled"),
+    value("ResultSize"),
+    value("DomainController"),
+];
+
+/// Parameters of `New-ManagementRoleAssignment`.
+const NEW_ROLE_ASSIGNMENT: &[Param] = &[
+    positional("Name", 0),
+    mandatory(value("Role")),
+    mandatory(value("User")),
+    value("CustomRecipientWriteScope"),
+    value("DomainController"),
+];
+
+/// Returns the user a command names in `-User` of `New-ManagementRoleAssignment` or
+/// `-RoleAssignee` of `Get-ManagementRoleAssignment`, bound as the cmdlet binds it.
+pub fn named_user(command: &Command) -> Option<String> {
+    let name = command.name.to_ascii_lowercase();
+    let (params, should_process, parameter) = match name.as_str() {
+        "get-managementroleassignment" => (GET_ROLE_ASSIGNMENT, false, "RoleAssignee"),
+        "new-managementroleassignment" => (NEW_ROLE_ASSIGNMENT, true, "User"),
+        _ => return None,
+    };
+    bind(command, params, should_process)
+        .ok()?
+        .text(parameter)
+        .ok()
+        .flatten()
+}
+
+/// Returns whether the world contains the user an identity names, as the cmdlets look it up.
+pub fn knows_user(world: &World, identity: &str) -> bool {
+    find_user(world, identity).is_some()
+}
+
 /// Returns the server name Exchange puts into "couldn't be found" errors.
 fn server(world: &World, online: bool) -> String {
     if online {
@@ -341,29 +382,28 @@ fn not_found(world: &World, online: bool, identity: &str) -> ShellError {
     ))
 }
 
-/// Returns the canonical name Exchange shows for an object (`lab.example/Users/alice`).
+/// Returns the canonical name Exchange shows for an object (`lab.example/Users/alice`): the
+/// DNS name that the DN's `DC=` components spell, then the other components from the top.
+/// The domain comes from the DN itself, so an account of an external directory shows its
+/// own domain.
 fn canonical_name(world: &World, dn: &str) -> String {
-    let base = &world.directory.base_dn;
-    let inner = dn
-        .len()
-        .checked_sub(base.len())
-        .filter(|_| {
-            dn.to_ascii_lowercase()
-                .ends_with(&base.to_ascii_lowercase())
-        })
-        .map(|end| dn[..end].trim_end_matches(','))
-        .unwrap_or(dn);
-    let mut parts: Vec<String> = inner
-        .split(',')
-        .filter(|rdn| !rdn.is_empty())
-        .map(|rdn| {
-            rdn.split_once('=')
-                .map_or(rdn, |(_, v)| v)
-                .replace('\\', "")
-        })
-        .collect();
+    let mut domain: Vec<&str> = Vec::new();
+    let mut parts: Vec<String> = Vec::new();
+    for rdn in dn.split(',').filter(|rdn| !rdn.is_empty()) {
+        let (attribute, value) = rdn.split_once('=').unwrap_or(("", rdn));
+        if attribute.trim().eq_ignore_ascii_case("DC") {
+            domain.push(value.trim());
+        } else {
+            parts.push(value.replace('\\', ""));
+        }
+    }
     parts.reverse();
-    parts.insert(0, world.directory.domain.clone());
+    let domain = if domain.is_empty() {
+        world.directory.domain.clone()
+    } else {
+        domain.join(".").to_ascii_lowercase()
+    };
+    parts.insert(0, domain);
     parts.join("/")
 }
 
@@ -447,19 +487,7 @@ fn get_role_assignments(
     online: bool,
     command: &Command,
 ) -> Result<Outcome, ShellError> {
-    let bound = bind(
-        command,
-        &[
-            positional("Identity", 0),
-            value("Role"),
-            value("RoleAssignee"),
-            switch("GetEffectiveUsers"),
-            value("Enabled"),
-            value("ResultSize"),
-            value("DomainController"),
-        ],
-        false,
-    )?;
+    let bound = bind(command, GET_ROLE_ASSIGNMENT, false)?;
     let world = state.read();
     let identity = bound.text("Identity")?;
     let role = bound.text("Role")?;
@@ -521,17 +549,7 @@ fn new_role_assignment(
     online: bool,
     command: &Command,
 ) -> Result<Outcome, ShellError> {
-    let bound = bind(
-        command,
-        &[
-            positional("Name", 0),
-            mandatory(value("Role")),
-            mandatory(value("User")),
-            value("CustomRecipientWriteScope"),
-            value("DomainController"),
-        ],
-        true,
-    )?;
+    let bound = bind(command, NEW_ROLE_ASSIGNMENT, true)?;
     let mut world = state.write();
     let role = bound.text("Role")?.unwrap_or_default();
     check_role(&world, online, &role)?;

@@ -1,7 +1,7 @@
 //! Active Directory as the lab models it: users, groups and containers with the attributes
 //! that the controller and its peers read.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -123,6 +123,25 @@ impl Group {
     }
 }
 
+/// A contact: a mail recipient without an account, which groups can list as a member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Contact {
+    /// objectGUID.
+    pub id: Uuid,
+    /// Common name, the first RDN of `dn`.
+    pub cn: String,
+    /// distinguishedName.
+    pub dn: String,
+    /// displayName.
+    pub display_name: Option<String>,
+    /// The external address (`mail`).
+    pub mail: Option<String>,
+    /// proxyAddresses, as written.
+    pub proxy_addresses: Vec<String>,
+    /// whenCreated.
+    pub created: DateTime<Utc>,
+}
+
 /// What a directory object is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectKind {
@@ -130,6 +149,8 @@ pub enum ObjectKind {
     User,
     /// A group.
     Group,
+    /// A contact.
+    Contact,
 }
 
 /// The domain's directory.
@@ -153,6 +174,18 @@ pub struct Directory {
     pub users: HashMap<Uuid, User>,
     /// Groups by object ID.
     pub groups: HashMap<Uuid, Group>,
+    /// Contacts by object ID.
+    #[serde(default)]
+    pub contacts: HashMap<Uuid, Contact>,
+    /// The domain that remote mailboxes' `targetAddress` points at, the tenant's
+    /// `<name>.mail.onmicrosoft.com`; empty when the organization has no tenant.
+    #[serde(default)]
+    pub cloud_routing_domain: String,
+    /// Attributes without a field of their own (`description`, `givenName`, a group's
+    /// `groupType`), by normalized DN (see [`normalize_dn`]) and attribute name, with the
+    /// values as clients wrote them.
+    #[serde(default)]
+    pub extra_attributes: HashMap<String, BTreeMap<String, Vec<String>>>,
     #[serde(skip)]
     index: Index,
 }
@@ -198,6 +231,9 @@ impl Directory {
             containers: BTreeSet::new(),
             users: HashMap::new(),
             groups: HashMap::new(),
+            contacts: HashMap::new(),
+            cloud_routing_domain: String::new(),
+            extra_attributes: HashMap::new(),
             index: Index::default(),
         };
         directory.containers.insert(base_dn.clone());
@@ -237,6 +273,10 @@ impl Directory {
         for id in groups {
             self.index_group(id);
         }
+        let contacts: Vec<Uuid> = self.contacts.keys().copied().collect();
+        for id in contacts {
+            self.index_contact(id);
+        }
     }
 
     fn index_user(&mut self, id: Uuid) {
@@ -261,6 +301,120 @@ impl Directory {
         for member in members {
             self.index.member_of.entry(member).or_default().push(id);
         }
+    }
+
+    fn index_contact(&mut self, id: Uuid) {
+        let dn = normalize_dn(&self.contacts[&id].dn);
+        self.index.by_dn.insert(dn, id);
+    }
+
+    /// Removes the name and address entries of an object from the lookup tables, leaving its
+    /// memberships alone.
+    fn unindex_names(&mut self, id: Uuid) {
+        let mut keys: Vec<(u8, String)> = Vec::new();
+        if let Some(user) = self.users.get(&id) {
+            keys.push((0, normalize_dn(&user.dn)));
+            keys.push((1, user.sam.to_ascii_lowercase()));
+            keys.push((2, user.upn.to_ascii_lowercase()));
+            keys.extend(user.smtp_addresses().map(|a| (3, a.to_ascii_lowercase())));
+        } else if let Some(group) = self.groups.get(&id) {
+            keys.push((0, normalize_dn(&group.dn)));
+            keys.push((1, group.sam.to_ascii_lowercase()));
+            keys.extend(group.mail.iter().map(|m| (3, m.to_ascii_lowercase())));
+        } else if let Some(contact) = self.contacts.get(&id) {
+            keys.push((0, normalize_dn(&contact.dn)));
+        }
+        for (table, key) in keys {
+            let table = match table {
+                0 => &mut self.index.by_dn,
+                1 => &mut self.index.by_sam,
+                2 => &mut self.index.by_upn,
+                _ => &mut self.index.by_smtp,
+            };
+            if table.get(&key) == Some(&id) {
+                table.remove(&key);
+            }
+        }
+    }
+
+    /// Adds a contact; the caller has checked that its DN is free.
+    pub fn insert_contact(&mut self, contact: Contact) {
+        let id = contact.id;
+        self.contacts.insert(id, contact);
+        self.index_contact(id);
+    }
+
+    /// Changes a user and keeps the lookup tables current. Returns `None` when there is no
+    /// such user.
+    pub fn edit_user<R>(&mut self, id: Uuid, edit: impl FnOnce(&mut User) -> R) -> Option<R> {
+        if !self.users.contains_key(&id) {
+            return None;
+        }
+        self.unindex_names(id);
+        let result = edit(self.users.get_mut(&id).expect("checked above"));
+        self.index_user(id);
+        Some(result)
+    }
+
+    /// Changes a group's own attributes (not its members) and keeps the lookup tables
+    /// current. Returns `None` when there is no such group.
+    pub fn edit_group<R>(&mut self, id: Uuid, edit: impl FnOnce(&mut Group) -> R) -> Option<R> {
+        if !self.groups.contains_key(&id) {
+            return None;
+        }
+        self.unindex_names(id);
+        let result = edit(self.groups.get_mut(&id).expect("checked above"));
+        let group = &self.groups[&id];
+        let (dn, sam, mail) = (
+            normalize_dn(&group.dn),
+            group.sam.to_ascii_lowercase(),
+            group.mail.as_ref().map(|m| m.to_ascii_lowercase()),
+        );
+        self.index.by_dn.insert(dn, id);
+        self.index.by_sam.insert(sam, id);
+        if let Some(mail) = mail {
+            self.index.by_smtp.insert(mail, id);
+        }
+        Some(result)
+    }
+
+    /// Changes a contact and keeps the lookup tables current. Returns `None` when there is
+    /// no such contact.
+    pub fn edit_contact<R>(&mut self, id: Uuid, edit: impl FnOnce(&mut Contact) -> R) -> Option<R> {
+        if !self.contacts.contains_key(&id) {
+            return None;
+        }
+        self.unindex_names(id);
+        let result = edit(self.contacts.get_mut(&id).expect("checked above"));
+        self.index_contact(id);
+        Some(result)
+    }
+
+    /// Deletes a user, group or contact, with its memberships in both directions and its
+    /// extra attributes, as AD removes the links of a deleted object. Returns whether it
+    /// existed.
+    pub fn remove(&mut self, id: Uuid) -> bool {
+        let Some(dn) = self.dn_of(id).map(normalize_dn) else {
+            return false;
+        };
+        self.unindex_names(id);
+        for group in self.member_of(id).to_vec() {
+            if let Some(g) = self.groups.get_mut(&group) {
+                g.members.retain(|m| *m != id);
+            }
+        }
+        self.index.member_of.remove(&id);
+        if let Some(group) = self.groups.remove(&id) {
+            for member in group.members {
+                if let Some(list) = self.index.member_of.get_mut(&member) {
+                    list.retain(|g| *g != id);
+                }
+            }
+        }
+        self.users.remove(&id);
+        self.contacts.remove(&id);
+        self.extra_attributes.remove(&dn);
+        true
     }
 
     /// Allocates the next RID.
@@ -321,17 +475,20 @@ impl Directory {
             Some(ObjectKind::User)
         } else if self.groups.contains_key(&id) {
             Some(ObjectKind::Group)
+        } else if self.contacts.contains_key(&id) {
+            Some(ObjectKind::Contact)
         } else {
             None
         }
     }
 
-    /// The DN of a user or group.
+    /// The DN of a user, group or contact.
     pub fn dn_of(&self, id: Uuid) -> Option<&str> {
         self.users
             .get(&id)
             .map(|u| u.dn.as_str())
             .or_else(|| self.groups.get(&id).map(|g| g.dn.as_str()))
+            .or_else(|| self.contacts.get(&id).map(|c| c.dn.as_str()))
     }
 
     /// The object with this DN (case-insensitive).
@@ -408,7 +565,7 @@ impl Directory {
         seen.into_iter().collect()
     }
 
-    /// Every user and group below `group` through nesting, cycles tolerated.
+    /// Every user, group and contact below `group` through nesting, cycles tolerated.
     pub fn transitive_members(&self, group: Uuid) -> Vec<Uuid> {
         let mut seen = HashSet::new();
         let mut order = Vec::new();
@@ -442,7 +599,8 @@ impl Directory {
         self.groups.values().find(|g| g.rid == rid)
     }
 
-    /// Whether a DN names an existing container, user or group (the parent check of an add).
+    /// Whether a DN names an existing container, user, group or contact (the parent check of
+    /// an add).
     pub fn exists(&self, dn: &str) -> bool {
         let normalized = normalize_dn(dn);
         self.index.by_dn.contains_key(&normalized)
@@ -463,8 +621,10 @@ impl Directory {
 }
 
 /// Lowercases a DN and removes spaces around separators, the comparison AD applies.
+/// Escaped commas (`\,`) stay inside their RDN.
 pub fn normalize_dn(dn: &str) -> String {
-    dn.split(',')
+    split_unescaped(dn, ',')
+        .into_iter()
         .map(|rdn| {
             let (attr, value) = rdn.split_once('=').unwrap_or((rdn, ""));
             format!(
@@ -475,6 +635,25 @@ pub fn normalize_dn(dn: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// Splits `text` at every `separator` that no backslash escapes.
+fn split_unescaped(text: &str, separator: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    for (i, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == separator {
+            parts.push(&text[start..i]);
+            start = i + c.len_utf8();
+        }
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 #[cfg(test)]
@@ -563,5 +742,71 @@ mod tests {
         let alice = user(&mut directory, "alice");
         assert!(directory.is_member_of_rid(alice, DOMAIN_USERS_RID));
         assert!(!directory.is_member_of_rid(alice, DOMAIN_ADMINS_RID));
+    }
+
+    #[test]
+    fn removing_an_object_unlinks_its_memberships() {
+        let mut directory = Directory::new("lab.example", "LAB", "S-1-5-21-1-2-3".into());
+        let alice = user(&mut directory, "alice");
+        let inner = group(&mut directory, "inner", vec![alice]);
+        let outer = group(&mut directory, "outer", vec![inner, alice]);
+        assert!(directory.remove(inner));
+        assert_eq!(directory.groups[&outer].members, [alice]);
+        assert_eq!(directory.member_of(alice), [outer]);
+        assert!(directory.by_sam("inner").is_none());
+        assert!(directory.remove(alice));
+        assert!(directory.groups[&outer].members.is_empty());
+        assert!(directory.user_by_upn("alice@lab.example").is_none());
+        assert!(!directory.remove(alice), "a second removal finds nothing");
+    }
+
+    #[test]
+    fn edits_keep_the_lookup_tables_current() {
+        let mut directory = Directory::new("lab.example", "LAB", "S-1-5-21-1-2-3".into());
+        let alice = user(&mut directory, "alice");
+        directory.edit_user(alice, |user| {
+            user.upn = "a.archer@lab.example".into();
+            user.mail = Some("a.archer@lab.example".into());
+            user.proxy_addresses = vec!["SMTP:a.archer@lab.example".into()];
+        });
+        assert!(directory.user_by_upn("alice@lab.example").is_none());
+        assert_eq!(
+            directory.user_by_upn("A.Archer@lab.example").map(|u| u.id),
+            Some(alice)
+        );
+        assert_eq!(directory.by_smtp("a.archer@lab.example"), Some(alice));
+        assert_eq!(directory.by_smtp("alice@lab.example"), None);
+    }
+
+    #[test]
+    fn contact_is_found_and_nests() {
+        let mut directory = Directory::new("lab.example", "LAB", "S-1-5-21-1-2-3".into());
+        let contact = Contact {
+            id: Uuid::new_v4(),
+            cn: "Partner".into(),
+            dn: "CN=Partner,OU=Staff,DC=lab,DC=example".into(),
+            display_name: None,
+            mail: Some("partner@example.net".into()),
+            proxy_addresses: Vec::new(),
+            created: Utc::now(),
+        };
+        let id = contact.id;
+        directory.insert_contact(contact);
+        let group = group(&mut directory, "partners", vec![]);
+        directory.add_member(group, id);
+        assert_eq!(
+            directory.by_dn("cn=partner, ou=staff, dc=lab, dc=example"),
+            Some(id)
+        );
+        assert_eq!(directory.kind_of(id), Some(ObjectKind::Contact));
+        assert_eq!(directory.transitive_members(group), [id]);
+    }
+
+    #[test]
+    fn escaped_commas_stay_in_their_rdn() {
+        assert_eq!(
+            normalize_dn("CN=Smith\\, John , OU=Staff,DC=lab"),
+            "cn=smith\\, john,ou=staff,dc=lab"
+        );
     }
 }

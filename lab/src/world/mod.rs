@@ -84,6 +84,12 @@ impl World {
         );
         let mut directory = Directory::new(&fixture.domain, &fixture.netbios_name, domain_sid);
         directory.extra_domains = fixture.extra_domains.clone();
+        directory.cloud_routing_domain = fixture
+            .tenant
+            .initial_domain
+            .strip_suffix(".onmicrosoft.com")
+            .map(|name| format!("{name}.mail.onmicrosoft.com"))
+            .unwrap_or_default();
         let tenant_id = fixture.tenant.id.parse().map_err(|_| LabError::Fixture {
             origin: "fixture".into(),
             message: format!("tenant id `{}` is not a GUID", fixture.tenant.id),
