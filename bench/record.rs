@@ -288,12 +288,12 @@ fn organization_markdown(out: &mut String, organization: &[OrganizationFigures])
     let _ = writeln!(out, "### Plan by organization size\n");
     let _ = writeln!(
         out,
-        "| Users | Groups | Largest group | Scope | Wall s | CPU s | Peak RSS MiB | LDAP requests | Graph requests | Management calls | Lab CPU s |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| Users | Groups | Largest group | Scope | Wall s | CPU s | Peak RSS MiB | LDAP requests | Graph requests | Token requests | Management calls | Lab CPU s |\n|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for figures in organization {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {:.1} | {} | {} | {} | {} | {:.2} |",
             figures.users,
             figures.groups,
             figures.largest_group,
@@ -303,6 +303,7 @@ fn organization_markdown(out: &mut String, organization: &[OrganizationFigures])
             mib(figures.usage.max_rss_kib),
             figures.requests_of("ldap"),
             figures.requests_of("graph"),
+            figures.requests_of("token"),
             figures.requests_of("management"),
             figures.lab_cpu_seconds,
         );
