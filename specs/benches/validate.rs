@@ -1,5 +1,7 @@
 //! Parse and validate time of a large spec: about 10,000 lines, most of them scope
 //! entries, which is the largest spec an organization is expected to keep in one file.
+//! A second case measures the report for a spec with thousands of invalid scope entries
+//! on one line, where each problem's snippet shows the same long line.
 //!
 //! Run with `cargo bench -p siu-specs --bench validate`.
 
@@ -76,5 +78,43 @@ fn parse_and_validate(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, parse_and_validate);
+/// Builds a spec whose scope lists `SCOPE_ENTRIES` invalid users in one flow sequence.
+fn invalid_spec_on_one_line() -> String {
+    let users: Vec<String> = (0..SCOPE_ENTRIES)
+        .map(|index| format!("user{index}"))
+        .collect();
+    let valid = large_spec();
+    let head = valid
+        .split("scope:\n")
+        .next()
+        .expect("the generated spec has a scope");
+    format!(
+        "{head}scope:\n  mode: only\n  users: [{}]\n",
+        users.join(", ")
+    )
+}
+
+fn report_problems_on_one_line(c: &mut Criterion) {
+    let spec = invalid_spec_on_one_line();
+    let path = Path::new("/etc/siuctl/bench.yaml");
+    let problems = match siu_specs::load_str(&spec, path) {
+        Ok(_) => panic!("the generated spec is invalid"),
+        Err(error) => error.diagnostics(path).len(),
+    };
+
+    c.bench_function(
+        &format!(
+            "report {problems} problems on one line of {} bytes",
+            spec.len()
+        ),
+        |b| {
+            b.iter(|| {
+                siu_specs::load_str(black_box(&spec), path)
+                    .expect_err("the generated spec is invalid")
+            })
+        },
+    );
+}
+
+criterion_group!(benches, parse_and_validate, report_problems_on_one_line);
 criterion_main!(benches);

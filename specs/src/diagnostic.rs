@@ -3,11 +3,15 @@
 //!
 //! A [`Diagnostic`] carries what a person or a CI bot needs to fix one problem: the file,
 //! the 1-based line and column, the message and an optional hint. Its snippet shows the
-//! offending source line with a caret under the column. Snippets never show the value of a
-//! secret written inline: the loader passes the byte ranges of such values, and anything
-//! that looks like `password: value` or `secret: value` is masked as well.
+//! offending source line with a caret under the column. Snippets mask secrets written
+//! inline: the loader passes the byte ranges of such values, and the rest of any line after
+//! a key such as `password:` or `clientSecret:` is masked as well unless it is a secret
+//! reference. Messages show invisible characters as escapes.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::fmt;
+use std::ops::Range;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -21,7 +25,9 @@ const SNIPPET_WIDTH: usize = 100;
 /// One problem in a spec file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
-    /// The spec file, as given on the command line.
+    /// The spec file, as given on the command line. JSON shows a path that is not UTF-8
+    /// with replacement characters.
+    #[serde(serialize_with = "serialize_path_lossy")]
     pub path: PathBuf,
     /// The 1-based line of the problem, or `None` for a problem with the whole file.
     pub line: Option<usize>,
@@ -40,12 +46,13 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// Creates a diagnostic for a problem with the whole file, such as a read failure.
     pub fn for_file(path: impl Into<PathBuf>, message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
             path: path.into(),
             line: None,
             column: None,
             field: None,
-            message: message.into(),
+            message: escape_invisible(&message).into_owned(),
             help: None,
             snippet: None,
         }
@@ -58,9 +65,17 @@ impl Diagnostic {
     }
 }
 
+/// Serializes a path as a string, with replacement characters where it is not UTF-8.
+fn serialize_path_lossy<S: serde::Serializer>(
+    path: &std::path::Path,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&path.to_string_lossy())
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.path.display())?;
+        write!(f, "{}", escape_invisible(&self.path.to_string_lossy()))?;
         if let (Some(line), Some(column)) = (self.line, self.column) {
             write!(f, ":{line}:{column}")?;
         }
@@ -111,6 +126,8 @@ pub(crate) struct Problem {
     pub(crate) field: Option<String>,
     pub(crate) message: String,
     pub(crate) help: Option<String>,
+    /// Byte ranges of the source that may hold a secret, which every snippet masks.
+    pub(crate) hidden: Vec<Range<usize>>,
 }
 
 impl Problem {
@@ -120,6 +137,7 @@ impl Problem {
             field: None,
             message: message.into(),
             help: None,
+            hidden: Vec::new(),
         }
     }
 
@@ -139,191 +157,494 @@ pub(crate) struct SourceText<'a> {
     pub(crate) path: PathBuf,
     pub(crate) text: &'a str,
     /// Byte ranges of secret values written inline, which snippets mask.
-    pub(crate) secret_ranges: Vec<std::ops::Range<usize>>,
+    pub(crate) secret_ranges: Vec<Range<usize>>,
 }
 
 impl SourceText<'_> {
     /// Turns a problem into a diagnostic with a snippet of the line it points at.
     pub(crate) fn diagnostic(&self, problem: Problem) -> Diagnostic {
-        let snippet = problem.span.and_then(|span| self.snippet(span));
-        Diagnostic {
-            path: self.path.clone(),
-            line: problem.span.map(|span| span.start.line),
-            column: problem.span.map(|span| span.start.column),
-            field: problem.field,
-            message: problem.message,
-            help: problem.help,
-            snippet,
-        }
+        self.diagnostics(vec![problem])
+            .pop()
+            .expect("one diagnostic per problem")
     }
 
-    /// Renders the line of `span.start` with a gutter and carets under the span, or under
-    /// the start column alone when the span ends on a later line or is empty.
-    fn snippet(&self, span: Span) -> Option<String> {
-        let line_start = line_start_byte(self.text, span.start)?;
-        let line_end = self.text[line_start..]
-            .find('\n')
-            .map_or(self.text.len(), |offset| line_start + offset);
-        let raw_line = &self.text[line_start..line_end];
-        let raw_line = raw_line.strip_suffix('\r').unwrap_or(raw_line);
+    /// Turns problems into diagnostics with snippets.
+    ///
+    /// The ranges that a problem hides are masked in every snippet, and the masked parts
+    /// of each source line are worked out once. Each snippet then costs time in
+    /// proportion to its width, so thousands of problems on one long line stay cheap.
+    pub(crate) fn diagnostics(&self, problems: Vec<Problem>) -> Vec<Diagnostic> {
+        let mut hidden = self.secret_ranges.clone();
+        hidden.extend(
+            problems
+                .iter()
+                .flat_map(|problem| problem.hidden.iter().cloned()),
+        );
+        hidden.sort_unstable_by_key(|range| (range.start, range.end));
+        let lines = LineIndex::new(self.text);
+        let mut cuts_by_line: HashMap<usize, Vec<Range<usize>>> = HashMap::new();
 
-        let caret_byte =
-            if span.start.byte >= line_start && span.start.byte <= line_start + raw_line.len() {
-                span.start.byte - line_start
-            } else {
-                raw_line
-                    .char_indices()
-                    .nth(span.start.column.saturating_sub(1))
-                    .map_or(raw_line.len(), |(offset, _)| offset)
-            };
-        let (shown, caret_column, caret_on_secret) =
-            self.mask_secrets(raw_line, line_start, caret_byte);
-        let chars: Vec<char> = shown.chars().map(printable).collect();
-        let caret_column = caret_column.min(chars.len());
-        // Carets as long as a masked secret would give away its length.
-        let caret_len = if caret_on_secret {
-            REDACTED.len()
-        } else if span.end.line == span.start.line && span.end.column > span.start.column {
-            span.end.column - span.start.column
-        } else {
-            1
-        };
-
-        // Long lines (minified or binary input) are cut to a window around the caret.
-        let window_start = caret_column.saturating_sub(SNIPPET_WIDTH / 2);
-        let window_end = (window_start + SNIPPET_WIDTH).min(chars.len());
-        let mut text: String = chars[window_start..window_end].iter().collect();
-        let mut caret_offset = caret_column - window_start;
-        if window_start > 0 {
-            text.insert(0, '…');
-            caret_offset += 1;
-        }
-        if window_end < chars.len() {
-            text.push('…');
-        }
-        let caret_len = caret_len
-            .min(SNIPPET_WIDTH.saturating_sub(caret_offset))
-            .max(1);
-
-        let number = span.start.line.to_string();
-        let gutter = " ".repeat(number.len());
-        Some(format!(
-            "{gutter} |\n{number} | {text}\n{gutter} | {}{}",
-            " ".repeat(caret_offset),
-            "^".repeat(caret_len)
-        ))
-    }
-
-    /// Replaces secret values on one line with [`REDACTED`]: the ranges the loader
-    /// recorded, and the value after any `...password:` or `...secret:` key. Returns the
-    /// masked line, the character column (0-based) that `caret_byte` moved to, and whether
-    /// the caret points into a masked value.
-    fn mask_secrets(
-        &self,
-        line: &str,
-        line_start: usize,
-        caret_byte: usize,
-    ) -> (String, usize, bool) {
-        let line_end = line_start + line.len();
-        let mut cuts: Vec<(usize, usize)> = self
-            .secret_ranges
-            .iter()
-            .filter(|range| range.start < line_end && range.end > line_start)
-            .map(|range| {
-                (
-                    range.start.max(line_start) - line_start,
-                    range.end.min(line_end) - line_start,
-                )
+        problems
+            .into_iter()
+            .map(|problem| {
+                let snippet = problem.span.and_then(|span| {
+                    let line = lines.line_of(self.text, span.start)?;
+                    let cuts = cuts_by_line
+                        .entry(line.start)
+                        .or_insert_with(|| line_cuts(self.text, line.clone(), &hidden));
+                    Some(snippet(self.text, line, cuts, span))
+                });
+                Diagnostic {
+                    path: self.path.clone(),
+                    line: problem.span.map(|span| span.start.line),
+                    column: problem.span.map(|span| span.start.column),
+                    field: problem
+                        .field
+                        .map(|field| crate::secret::shown_field_path(&field).to_owned()),
+                    message: escape_invisible(&shorten_quoted(&problem.message)).into_owned(),
+                    help: problem.help.map(|help| {
+                        help.lines()
+                            .map(escape_invisible)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    }),
+                    snippet,
+                }
             })
-            .collect();
-        cuts.extend(secret_values_by_key(line));
-        cuts.sort_unstable();
+            .collect()
+    }
+}
 
-        let mut masked = String::with_capacity(line.len());
-        let mut caret_column = None;
-        let mut caret_on_secret = false;
-        let mut copied = 0;
-        for (start, end) in cuts {
-            if end <= copied || !line.is_char_boundary(start) || !line.is_char_boundary(end) {
-                continue;
+/// Byte offsets where the lines of a text start. A line ends at `\n`, `\r\n` or a lone
+/// `\r`, as in YAML.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> Self {
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        for (index, &byte) in bytes.iter().enumerate() {
+            let ends_line =
+                byte == b'\n' || (byte == b'\r' && bytes.get(index + 1) != Some(&b'\n'));
+            if ends_line {
+                starts.push(index + 1);
             }
-            let start = start.max(copied);
-            if caret_column.is_none() && caret_byte < end {
-                let before_caret = &line[copied..caret_byte.clamp(copied, start)];
-                caret_column = Some(masked.chars().count() + before_caret.chars().count());
-                caret_on_secret = caret_byte >= start;
-            }
-            masked.push_str(&line[copied..start]);
-            masked.push_str(REDACTED);
-            copied = end;
         }
-        let caret_column = caret_column.unwrap_or_else(|| {
-            let before_caret = line.get(copied..caret_byte.max(copied)).unwrap_or("");
-            masked.chars().count() + before_caret.chars().count()
-        });
-        masked.push_str(&line[copied..]);
-        (masked, caret_column, caret_on_secret)
+        Self { starts }
+    }
+
+    /// Returns the byte range of the line that contains `position`, without its line
+    /// break. Positions from the YAML parser carry a byte offset; positions built by hand
+    /// may only have a valid line number.
+    fn line_of(&self, text: &str, position: Position) -> Option<Range<usize>> {
+        let number = if position.byte <= text.len() && text.is_char_boundary(position.byte) {
+            self.starts.partition_point(|&start| start <= position.byte)
+        } else {
+            position.line
+        };
+        let start = *self.starts.get(number.checked_sub(1)?)?;
+        let next = self.starts.get(number).copied().unwrap_or(text.len());
+        let line = &text[start..next];
+        let end = start + line.trim_end_matches(['\n', '\r']).len();
+        Some(start..end)
     }
 }
 
-/// Finds the byte offset where the line of `position` starts.
-fn line_start_byte(text: &str, position: Position) -> Option<usize> {
-    if position.byte <= text.len() && text.is_char_boundary(position.byte) {
-        let before = &text[..position.byte];
-        return Some(before.rfind('\n').map_or(0, |newline| newline + 1));
+/// Returns the parts of `line` that snippets mask, relative to the line start: the hidden
+/// ranges that overlap it and the values of keys that look like secrets. The parts are
+/// sorted, disjoint and on character boundaries.
+fn line_cuts(text: &str, line: Range<usize>, hidden: &[Range<usize>]) -> Vec<Range<usize>> {
+    let source = &text[line.clone()];
+    // `hidden` is sorted by start, so every range that overlaps the line starts before
+    // its end. Ranges are short, except for one that covers a whole block.
+    let overlapping = hidden.partition_point(|range| range.start < line.end);
+    let mut cuts: Vec<Range<usize>> = hidden[..overlapping]
+        .iter()
+        .filter(|range| range.end > line.start && range.end > range.start)
+        .map(|range| range.start.max(line.start) - line.start..range.end.min(line.end) - line.start)
+        .collect();
+    cuts.extend(secret_values_by_key(source));
+
+    for cut in &mut cuts {
+        while !source.is_char_boundary(cut.start) {
+            cut.start -= 1;
+        }
+        while !source.is_char_boundary(cut.end) {
+            cut.end += 1;
+        }
     }
-    // Positions from the YAML parser always carry a valid byte offset, but fall back to
-    // counting lines for positions built by hand.
-    let mut start = 0;
-    for _ in 1..position.line {
-        start += text[start..].find('\n')? + 1;
+    cuts.sort_unstable_by_key(|cut| (cut.start, cut.end));
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(cuts.len());
+    for cut in cuts {
+        match merged.last_mut() {
+            Some(last) if cut.start <= last.end => last.end = last.end.max(cut.end),
+            _ => merged.push(cut),
+        }
     }
-    Some(start)
+    merged
 }
 
-/// Shows control characters, which could move the cursor or ring the terminal, as `�`,
-/// and a tab as one space so that the caret stays aligned.
+/// One unit of a masked line as shown in a snippet.
+#[derive(Clone, Copy)]
+enum SnippetUnit {
+    Char(char),
+    Redacted,
+}
+
+impl SnippetUnit {
+    fn width(self) -> usize {
+        match self {
+            Self::Char(_) => 1,
+            Self::Redacted => REDACTED.len(),
+        }
+    }
+}
+
+/// A source line with its masked parts, walked unit by unit.
+struct MaskedLine<'l> {
+    text: &'l str,
+    cuts: &'l [Range<usize>],
+}
+
+impl MaskedLine<'_> {
+    fn cut_containing(&self, byte: usize) -> Option<&Range<usize>> {
+        let index = self.cuts.partition_point(|cut| cut.end <= byte);
+        self.cuts.get(index).filter(|cut| cut.start <= byte)
+    }
+
+    /// Returns the unit that starts at `byte` and the offset just after it.
+    fn next(&self, byte: usize) -> Option<(SnippetUnit, usize)> {
+        if let Some(cut) = self.cut_containing(byte) {
+            return Some((SnippetUnit::Redacted, cut.end));
+        }
+        let c = self.text.get(byte..)?.chars().next()?;
+        Some((SnippetUnit::Char(c), byte + c.len_utf8()))
+    }
+
+    /// Returns the unit that ends at `byte` and the offset where it starts.
+    fn previous(&self, byte: usize) -> Option<(SnippetUnit, usize)> {
+        let c = self.text.get(..byte)?.chars().next_back()?;
+        let start = byte - c.len_utf8();
+        match self.cut_containing(start) {
+            Some(cut) => Some((SnippetUnit::Redacted, cut.start)),
+            None => Some((SnippetUnit::Char(c), start)),
+        }
+    }
+}
+
+/// Renders `line` with a gutter and carets under `span`, or under its start alone when
+/// the span ends on a later line or is empty. Lines wider than [`SNIPPET_WIDTH`] are cut
+/// to a window around the caret.
+fn snippet(text: &str, line: Range<usize>, cuts: &[Range<usize>], span: Span) -> String {
+    let source = &text[line.clone()];
+    let masked = MaskedLine { text: source, cuts };
+
+    let mut caret = if span.start.byte >= line.start && span.start.byte <= line.end {
+        span.start.byte - line.start
+    } else {
+        source
+            .char_indices()
+            .nth(span.start.column.saturating_sub(1))
+            .map_or(source.len(), |(offset, _)| offset)
+    };
+    while !source.is_char_boundary(caret) {
+        caret -= 1;
+    }
+    let caret_on_secret = match masked.cut_containing(caret) {
+        Some(cut) => {
+            caret = cut.start;
+            true
+        }
+        None => false,
+    };
+
+    // Up to half the width before the caret, then the rest after it.
+    let mut before = Vec::new();
+    let mut before_width = 0;
+    let mut cursor = caret;
+    while before_width < SNIPPET_WIDTH / 2 {
+        let Some((unit, start)) = masked.previous(cursor) else {
+            break;
+        };
+        before_width += unit.width();
+        before.push(unit);
+        cursor = start;
+    }
+    let cut_before = cursor > 0;
+
+    let mut after = Vec::new();
+    let mut width = before_width;
+    let mut cursor = caret;
+    while width < SNIPPET_WIDTH {
+        let Some((unit, end)) = masked.next(cursor) else {
+            break;
+        };
+        width += unit.width();
+        after.push((unit, cursor));
+        cursor = end;
+    }
+    let cut_after = cursor < source.len();
+
+    // Carets as long as a masked secret would give away its length, so a caret on a
+    // secret is as long as the marker.
+    let span_end = span.end.byte.saturating_sub(line.start);
+    let caret_len = if caret_on_secret {
+        REDACTED.len()
+    } else if span.end.line == span.start.line && span.end.byte > span.start.byte {
+        after
+            .iter()
+            .take_while(|(_, start)| *start < span_end)
+            .map(|(unit, _)| unit.width())
+            .sum()
+    } else {
+        1
+    };
+
+    let mut shown = String::new();
+    if cut_before {
+        shown.push('…');
+    }
+    for unit in before
+        .iter()
+        .rev()
+        .chain(after.iter().map(|(unit, _)| unit))
+    {
+        match unit {
+            SnippetUnit::Char(c) => shown.push(printable(*c)),
+            SnippetUnit::Redacted => shown.push_str(REDACTED),
+        }
+    }
+    if cut_after {
+        shown.push('…');
+    }
+    let caret_offset = before_width + usize::from(cut_before);
+
+    let number = span.start.line.to_string();
+    let gutter = " ".repeat(number.len());
+    format!(
+        "{gutter} |\n{number} | {shown}\n{gutter} | {}{}",
+        " ".repeat(caret_offset),
+        "^".repeat(caret_len.max(1))
+    )
+}
+
+/// Returns whether `c` is invisible or moves the cursor when printed: control
+/// characters, and the format characters that change text direction or have no width.
+pub(crate) fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{AD}'
+                | '\u{61C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// Replaces invisible characters in `text` with escapes such as `\n` or `\u{200b}`, so
+/// that a value in a message cannot move the cursor, change the terminal's colors or hide
+/// a character.
+pub fn escape_invisible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_invisible) {
+        return Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_invisible(c) {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+/// Maximum number of characters of a value quoted in a message.
+const MAX_QUOTED_CHARS: usize = 100;
+
+/// Shortens each part of `message` between backticks that is longer than
+/// [`MAX_QUOTED_CHARS`] to its start and end around `…`, so that a huge value in the spec
+/// does not make a huge message. The snippet still shows where the value is.
+fn shorten_quoted(message: &str) -> Cow<'_, str> {
+    if message.len() <= MAX_QUOTED_CHARS {
+        return Cow::Borrowed(message);
+    }
+    let mut shortened = String::with_capacity(message.len().min(1024));
+    let mut changed = false;
+    for (index, part) in message.split('`').enumerate() {
+        if index > 0 {
+            shortened.push('`');
+        }
+        let quoted = index % 2 == 1;
+        let head_end = part
+            .char_indices()
+            .nth(MAX_QUOTED_CHARS)
+            .map(|(end, _)| end);
+        match head_end {
+            Some(_) if quoted => {
+                let head: String = part.chars().take(MAX_QUOTED_CHARS - 30).collect();
+                let tail_start = part
+                    .char_indices()
+                    .rev()
+                    .nth(19)
+                    .map_or(0, |(start, _)| start);
+                shortened.push_str(&head);
+                shortened.push('…');
+                shortened.push_str(&part[tail_start..]);
+                changed = true;
+            }
+            _ => shortened.push_str(part),
+        }
+    }
+    if changed {
+        Cow::Owned(shortened)
+    } else {
+        Cow::Borrowed(message)
+    }
+}
+
+/// Shows invisible characters as `�`, one column wide, so that the caret stays aligned,
+/// and a tab as one space.
 fn printable(c: char) -> char {
     match c {
         '\t' => ' ',
-        c if c.is_control() => '\u{FFFD}',
+        c if is_invisible(c) => '\u{FFFD}',
         c => c,
     }
 }
 
-/// Byte ranges of plain values that follow a key whose name contains `password` or
-/// `secret`, for example `bindPassword: hunter2` or `{ clientSecret: "s3cr3t" }`.
+/// Returns whether a key name suggests that its value is a secret.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_lowercase();
+    ["pass", "pwd", "secret", "token"]
+        .iter()
+        .any(|word| key.contains(word))
+}
+
+/// Byte ranges of the values of keys whose names suggest a secret, for example
+/// `bindPassword: hunter2` or `{ clientSecret: "s3cr3t" }`.
 ///
-/// A value that starts a mapping or a sequence (`{`, `[`) is a reference and stays visible.
-fn secret_values_by_key(line: &str) -> Vec<(usize, usize)> {
+/// Everything after such a key up to the end of the line is masked, comments included,
+/// unless it is a well-formed reference such as `{ fromEnv: NAME }`. This applies even when
+/// the line does not parse, so it also covers the lines that the source map cannot
+/// describe.
+fn secret_values_by_key(line: &str) -> Vec<Range<usize>> {
     let mut ranges = Vec::new();
-    let bytes = line.as_bytes();
+    // The text before this offset is already masked or is a reference.
+    let mut scanned = 0;
     for (colon, _) in line.match_indices(':') {
-        let key_end = line[..colon].trim_end_matches(['"', '\'']).len();
-        let key_start = line[..key_end]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-            .map_or(0, |i| i + 1);
-        let key = line[key_start..key_end].to_ascii_lowercase();
-        if !(key.contains("password") || key.contains("secret")) {
+        if colon < scanned {
+            continue;
+        }
+        if !is_secret_key(key_before(line, colon)) {
             continue;
         }
 
-        let mut value_start = colon + 1;
-        while value_start < bytes.len()
-            && (bytes[value_start] == b' ' || bytes[value_start] == b'\t')
-        {
-            value_start += 1;
-        }
-        if value_start >= bytes.len() || matches!(bytes[value_start], b'{' | b'[' | b'#') {
+        let rest = &line[colon + 1..];
+        let value_start = colon + 1 + (rest.len() - rest.trim_start().len());
+        if value_start >= line.len() {
             continue;
         }
-        let value_end = line[value_start..]
-            .find([',', '}', ']'])
-            .or_else(|| line[value_start..].find(" #"))
-            .map_or(line.len(), |offset| value_start + offset);
-        ranges.push((value_start, value_end.max(value_start + 1).min(line.len())));
+        let mut masked_from = value_start;
+        if let Some(length) = reference_length(&line[value_start..]) {
+            let after = &line[value_start + length..];
+            let trimmed = after.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with([',', '}', ']']) {
+                scanned = value_start + length;
+                continue;
+            }
+            masked_from = line.len() - trimmed.len();
+        }
+        ranges.push(masked_from..line.len());
+        scanned = line.len();
     }
     ranges
+}
+
+/// Returns the key that ends at the `:` at byte `colon` of `line`, without quotes.
+fn key_before(line: &str, colon: usize) -> &str {
+    let key_end = line[..colon].trim_end_matches(['"', '\'']).len();
+    let key_start = line[..key_end]
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
+        .map_or(0, |(index, c)| index + c.len_utf8());
+    &line[key_start..key_end]
+}
+
+/// Returns the byte range of the line that contains `byte` when that line may continue
+/// the value of a key that names a secret.
+///
+/// A syntax error leaves no source map to say where a value ends, so this works on the
+/// text: the line belongs to the nearest line above it that is indented less, or as much
+/// when it starts with `}` or `]`, which close a flow collection opened on such a line.
+/// When that line has a key such as `password:`, the whole line is hidden, as in
+/// `password: abc` followed by `    hunter2: x`.
+pub(crate) fn secret_continuation(text: &str, byte: usize) -> Option<Range<usize>> {
+    let lines = LineIndex::new(text);
+    let number = lines.starts.partition_point(|&start| start <= byte);
+    let position = Position {
+        line: number,
+        column: 1,
+        byte: lines.starts[number - 1],
+    };
+    let line = lines.line_of(text, position)?;
+    let indent = |line: &str| line.len() - line.trim_start_matches([' ', '\t']).len();
+    let error_line = &text[line.clone()];
+    let error_indent = indent(error_line);
+    let closes_flow = error_line.trim_start().starts_with(['}', ']']);
+
+    for above in (1..number).rev() {
+        let start = lines.starts[above - 1];
+        let candidate = text[start..lines.starts[above]].trim_end_matches(['\n', '\r']);
+        let content = candidate.trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let candidate_indent = indent(candidate);
+        if candidate_indent < error_indent || (closes_flow && candidate_indent == error_indent) {
+            // `? password` is an explicit key, whose value follows on a `:` line.
+            let explicit_key = content
+                .strip_prefix('?')
+                .is_some_and(|key| is_secret_key(key.trim()));
+            let has_secret_key = explicit_key
+                || candidate
+                    .match_indices(':')
+                    .any(|(colon, _)| is_secret_key(key_before(candidate, colon)));
+            return has_secret_key.then_some(line);
+        }
+    }
+    None
+}
+
+/// Returns the length of the well-formed secret reference at the start of `text`, such as
+/// `{ fromEnv: AD_PASSWORD }` or `{fromFile: secrets/ad.password}`.
+fn reference_length(text: &str) -> Option<usize> {
+    let inner_end = text.strip_prefix('{')?.find('}')? + 1;
+    let (key, value) = text[1..inner_end].split_once(':')?;
+    let value = value.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|value| value.strip_suffix('"'))
+        .or_else(|| {
+            value
+                .strip_prefix('\'')
+                .and_then(|value| value.strip_suffix('\''))
+        })
+        .unwrap_or(value);
+    let valid = match key.trim() {
+        "fromEnv" => crate::validate::values::check_env_name(value).is_ok(),
+        "fromFile" => !value.is_empty() && !value.contains(['{', '[', ',', '#', '"', '\'']),
+        _ => false,
+    };
+    valid.then_some(inner_end + 1)
 }
 
 #[cfg(test)]
@@ -446,6 +767,188 @@ mod tests {
         let diagnostic = source(text).diagnostic(Problem::new(Some(Span::at(start)), "x"));
 
         assert!(!diagnostic.snippet.unwrap().contains('\u{1b}'));
+    }
+
+    #[test]
+    fn snippet_handles_non_ascii_before_key() {
+        for (line, shown) in [
+            ("éx: 1", "éx: 1"),
+            ("  ключ: значение", "  ключ: значение"),
+            ("  kéyPassword: hunter2", "  kéyPassword: [redacted]"),
+        ] {
+            let text = format!("{line}\n");
+            let start = position(&text, 1, 3);
+
+            let diagnostic = source(&text).diagnostic(Problem::new(Some(Span::at(start)), "x"));
+            let snippet = diagnostic.snippet.unwrap();
+
+            assert!(snippet.contains(shown), "{snippet}");
+        }
+    }
+
+    #[test]
+    fn snippet_masks_rest_of_line_after_secret_key() {
+        let repeated = format!("bogus: \"{}\"\n", "password:".repeat(1000));
+        for text in [
+            "  password: abc #def\n",
+            "  password: { fromEnv: AD_PASSWORD } hunter2\n",
+            "  password: { fromEnv: AD_PASSWORD } # hunter2\n",
+            "  password: [hunter2]\n",
+            "  password: {hunter2}\n",
+            "  password: { fromEnv: hunter2! }\n",
+            &repeated,
+        ] {
+            let start = position(text, 1, 1);
+
+            let diagnostic = source(text).diagnostic(Problem::new(Some(Span::at(start)), "x"));
+            let snippet = diagnostic.snippet.unwrap();
+
+            assert!(!snippet.contains("hunter2"), "{snippet}");
+            assert!(!snippet.contains("def"), "{snippet}");
+            assert!(!snippet.contains("password:password"), "{snippet}");
+        }
+    }
+
+    #[test]
+    fn snippet_shows_references_after_secret_keys() {
+        for line in [
+            "  password: { fromEnv: SIU_PASSWORD }",
+            "  password: {fromFile: secrets/svc.password}",
+            "  credential: {clientSecret: { fromEnv: APP_SECRET }, x: 1}",
+        ] {
+            let text = format!("{line}\n");
+            let start = position(&text, 1, 3);
+
+            let diagnostic = source(&text).diagnostic(Problem::new(Some(Span::at(start)), "x"));
+
+            assert!(diagnostic.snippet.unwrap().contains(line), "{line}");
+        }
+    }
+
+    #[test]
+    fn snippet_masks_secret_that_starts_before_window() {
+        let secret = "s".repeat(300);
+        let text = format!("  password: {secret}\n");
+        let start = position(&text, 1, 250);
+
+        let diagnostic = source(&text).diagnostic(Problem::new(Some(Span::at(start)), "x"));
+        let snippet = diagnostic.snippet.unwrap();
+        let lines: Vec<&str> = snippet.lines().collect();
+
+        assert!(!snippet.contains("sss"), "{snippet}");
+        let caret = lines[2].chars().position(|c| c == '^').unwrap();
+        assert_eq!(
+            lines[1].chars().skip(caret).collect::<String>(),
+            "[redacted]",
+            "{snippet}"
+        );
+        assert_eq!(
+            lines[2].matches('^').count(),
+            "[redacted]".len(),
+            "{snippet}"
+        );
+    }
+
+    #[test]
+    fn diagnostics_share_one_long_line() {
+        let mut text = String::from("users: [");
+        let mut starts = Vec::new();
+        for index in 0..2000 {
+            if index > 0 {
+                text.push_str(", ");
+            }
+            starts.push(text.len());
+            text.push_str(&format!("u{index}"));
+        }
+        text.push_str("]\n");
+        let problems = starts
+            .iter()
+            .map(|&byte| {
+                let start = Position {
+                    line: 1,
+                    column: byte + 1,
+                    byte,
+                };
+                Problem::new(Some(Span::at(start)), "x")
+            })
+            .collect();
+
+        let diagnostics = source(&text).diagnostics(problems);
+
+        assert_eq!(diagnostics.len(), starts.len());
+        for (index, diagnostic) in diagnostics.iter().enumerate() {
+            let snippet = diagnostic.snippet.as_deref().unwrap();
+            let lines: Vec<&str> = snippet.lines().collect();
+            let caret = lines[2].chars().position(|c| c == '^').unwrap();
+            let pointed: String = lines[1]
+                .chars()
+                .skip(caret)
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
+            assert_eq!(pointed, format!("u{index}"), "{snippet}");
+        }
+    }
+
+    #[test]
+    fn diagnostic_shortens_long_quoted_values() {
+        let value = "v".repeat(10_000);
+        let problem = Problem::new(None, format!("invalid `a.b`: `{value}` is not valid"));
+
+        let diagnostic = source("").diagnostic(problem);
+
+        assert!(diagnostic.message.len() < 200, "{}", diagnostic.message);
+        assert!(
+            diagnostic.message.starts_with("invalid `a.b`: `vvv"),
+            "{}",
+            diagnostic.message
+        );
+        assert!(
+            diagnostic.message.ends_with("vvv` is not valid"),
+            "{}",
+            diagnostic.message
+        );
+    }
+
+    #[test]
+    fn secret_continuation_finds_lines_of_secret_values() {
+        for (text, line) in [
+            (
+                "account:\n  password: abc\n    hunter2: x\n",
+                "    hunter2: x",
+            ),
+            (
+                "account:\n  password: |\n    a\n   hunter2: x\n",
+                "   hunter2: x",
+            ),
+            (
+                "a:\n  password: {\n    fromEnv: X\n  } hunter2\n",
+                "  } hunter2",
+            ),
+            (
+                "a:\n  password: 'abc\n\n    # c\n    hunter2' x\n",
+                "    hunter2' x",
+            ),
+            ("a:\n? password\n  : hunter2 : x\n", "  : hunter2 : x"),
+        ] {
+            let byte = text.find(line).unwrap();
+
+            let range = secret_continuation(text, byte + 2);
+
+            assert_eq!(range, Some(byte..byte + line.len()), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn secret_continuation_ignores_other_values() {
+        for text in [
+            "account:\n  upn: abc\n    def: x\n",
+            "account:\n  password: { fromEnv: X }\n  upn: : x\n",
+            "password: x\nupn: : x\n",
+        ] {
+            let byte = text.rfind(": x").unwrap();
+
+            assert_eq!(secret_continuation(text, byte), None, "{text:?}");
+        }
     }
 
     #[test]

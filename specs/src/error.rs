@@ -17,15 +17,29 @@ pub enum Error {
 
     /// The spec file is larger than the limit, so it was not parsed.
     #[error(
-        "spec file {} is {size} bytes, larger than the limit of {} MiB; a spec is a few kilobytes, so check that this is the right file",
+        "spec file {} is larger than the limit of {} MiB; a spec is a few kilobytes, so check that this is the right file",
         path.display(),
         limit / (1024 * 1024)
     )]
     TooLarge {
         path: PathBuf,
+        /// The size found: the file's size, or one byte over the limit when reading
+        /// stopped there, as it does for a device such as `/dev/zero`.
         size: u64,
         limit: u64,
     },
+
+    /// The path names a directory.
+    #[error("{} is a directory; give the path of a spec file", path.display())]
+    IsDirectory { path: PathBuf },
+
+    /// The path names a pipe, such as a FIFO, that delivered no data: no process had it
+    /// open for writing, or the writer wrote nothing.
+    #[error(
+        "spec file {} is a pipe that delivered no data; start the program that writes the spec into it first, or give the path of a regular file",
+        path.display()
+    )]
+    EmptyPipe { path: PathBuf },
 
     /// The spec has one or more problems, each with its location.
     #[error("spec file {} is invalid ({} {})", path.display(), diagnostics.len(), if diagnostics.len() == 1 { "problem" } else { "problems" })]

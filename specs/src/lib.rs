@@ -29,9 +29,9 @@ pub mod spec;
 mod validate;
 
 pub use desired::DesiredState;
-pub use diagnostic::Diagnostic;
+pub use diagnostic::{Diagnostic, escape_invisible};
 pub use error::Error;
-pub use load::{MAX_SPEC_BYTES, load, load_bytes, load_str};
+pub use load::{MAX_DIAGNOSTICS, MAX_SPEC_BYTES, load, load_bytes, load_str, read};
 pub use schema::{schema, schema_json};
 pub use secret::{MAX_SECRET_FILE_BYTES, Secret, SecretRef, SecretSpec};
 pub use source_map::{MAX_DEPTH, MAX_EXPANDED_NODES};

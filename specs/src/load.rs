@@ -12,37 +12,108 @@ use std::path::{Path, PathBuf};
 use crate::desired::DesiredState;
 use crate::diagnostic::{Diagnostic, Position, Problem, SourceText, Span};
 use crate::error::Error;
+use crate::secret::SECRET_FIELDS;
 use crate::source_map::{self, NodeKind, SourceMap};
+use crate::validate::values::check_env_name;
 
 /// The largest spec file accepted, in bytes. A spec with thousands of scope entries is a
 /// few hundred kilobytes.
 pub const MAX_SPEC_BYTES: u64 = 8 * 1024 * 1024;
 
-/// Names of the fields that hold secrets. Their inline values are masked in snippets.
-const SECRET_FIELDS: &[&str] = &["bindPassword", "password", "clientSecret"];
+/// The maximum number of problems reported for one file. A spec with more is usually
+/// wrong in one systematic way, such as a wrong domain on every scope entry, and rendering
+/// every problem of an 8 MiB file would cost hundreds of megabytes.
+pub const MAX_DIAGNOSTICS: usize = 1000;
 
 /// Reads, parses and validates the spec file at `path`.
 pub fn load(path: &Path) -> Result<DesiredState, Error> {
+    let bytes = read(path)?;
+    load_bytes(&bytes, path)
+}
+
+/// Reads a spec file of at most [`MAX_SPEC_BYTES`].
+///
+/// The file is read once, so a pipe such as `/dev/stdin` or the `<(...)` of a shell works.
+/// A FIFO that no process writes to reads as empty rather than blocking, and gives
+/// [`Error::EmptyPipe`].
+pub fn read(path: &Path) -> Result<Vec<u8>, Error> {
     let read_error = |source| Error::Read {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
-    let size = file.metadata().map_err(read_error)?.len();
-    if size > MAX_SPEC_BYTES {
-        return Err(too_large(path, size));
+    let metadata = std::fs::metadata(path).map_err(read_error)?;
+    if metadata.is_dir() {
+        return Err(Error::IsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    let is_pipe = is_pipe(&metadata);
+    if metadata.len() > MAX_SPEC_BYTES {
+        return Err(too_large(path, metadata.len()));
     }
 
-    // The size can change between the check and the read, so the read is bounded too.
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    let file = open_without_blocking(path, is_pipe).map_err(read_error)?;
+    // The size can change between the check and the read, and a device has no size, so
+    // the read is bounded too.
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
     file.take(MAX_SPEC_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(read_error)?;
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(too_large(path, bytes.len() as u64));
     }
+    if is_pipe && bytes.is_empty() {
+        return Err(Error::EmptyPipe {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(bytes)
+}
 
-    load_bytes(&bytes, path)
+/// Returns whether a file is a pipe, such as a FIFO or `/dev/stdin` in a pipeline.
+#[cfg(unix)]
+pub(crate) fn is_pipe(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    metadata.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+pub(crate) fn is_pipe(_metadata: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Opens a file for reading. Opening a FIFO blocks until a process opens it for writing,
+/// so a FIFO is opened without blocking and then switched back to blocking reads. A read
+/// then waits for data while a writer has the FIFO open, and returns end of file when
+/// none has.
+// NOTE: a writer that opens a named FIFO only after siuctl has read it is missed, and the
+// FIFO reads as empty.
+#[cfg(unix)]
+pub(crate) fn open_without_blocking(path: &Path, is_pipe: bool) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    if !is_pipe {
+        return std::fs::File::open(path);
+    }
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let descriptor = file.as_raw_fd();
+    // SAFETY: `descriptor` belongs to `file`, which is open for the duration of both calls.
+    let flags = unsafe { libc::fcntl(descriptor, libc::F_GETFL) };
+    // SAFETY: as above.
+    if flags < 0 || unsafe { libc::fcntl(descriptor, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+#[cfg(not(unix))]
+pub(crate) fn open_without_blocking(path: &Path, _is_pipe: bool) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
 }
 
 /// Parses and validates spec text as if it had been read from `path`. Relative paths in
@@ -50,6 +121,20 @@ pub fn load(path: &Path) -> Result<DesiredState, Error> {
 pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<DesiredState, Error> {
     if bytes.len() as u64 > MAX_SPEC_BYTES {
         return Err(too_large(path, bytes.len() as u64));
+    }
+    let unreadable = |problem| {
+        let source = SourceText {
+            path: path.to_path_buf(),
+            text: "",
+            secret_ranges: Vec::new(),
+        };
+        // The text cannot be shown as UTF-8, so the diagnostic has no snippet.
+        let mut diagnostic = source.diagnostic(problem);
+        diagnostic.snippet = None;
+        invalid(path, vec![diagnostic])
+    };
+    if let Some(problem) = byte_order_mark_problem(bytes) {
+        return Err(unreadable(problem));
     }
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -62,12 +147,19 @@ pub fn load_bytes(bytes: &[u8], path: &Path) -> Result<DesiredState, Error> {
                 text: &lossy,
                 secret_ranges: Vec::new(),
             };
-            return Err(invalid(
-                path,
-                vec![source.diagnostic(not_utf8_problem(bytes, &error))],
-            ));
+            let mut problem = not_utf8_problem(bytes, &error);
+            problem
+                .hidden
+                .extend(crate::diagnostic::secret_continuation(
+                    &lossy,
+                    error.valid_up_to(),
+                ));
+            return Err(invalid(path, vec![source.diagnostic(problem)]));
         }
     };
+    if let Some(problem) = nul_problem(text) {
+        return Err(unreadable(problem));
+    }
     load_str(text, path)
 }
 
@@ -86,7 +178,7 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
             return Err(invalid(path, vec![source.diagnostic(*problem)]));
         }
     };
-    source.secret_ranges = inline_secret_ranges(&map);
+    source.secret_ranges = inline_secret_ranges(&map, text);
 
     let spec = match crate::parse::deserialize(text, &map) {
         Ok(spec) => spec,
@@ -102,12 +194,17 @@ pub fn load_str(text: &str, path: &Path) -> Result<DesiredState, Error> {
             tracing::debug!(spec = %path.display(), name = %state.name, "spec is valid");
             Ok(state)
         }
-        Err(problems) => {
+        Err(mut problems) => {
             tracing::debug!(spec = %path.display(), problems = problems.len(), "spec is invalid");
-            let diagnostics = problems
-                .into_iter()
-                .map(|problem| source.diagnostic(problem))
-                .collect();
+            let omitted = problems.len().saturating_sub(MAX_DIAGNOSTICS);
+            problems.truncate(MAX_DIAGNOSTICS);
+            let mut diagnostics = source.diagnostics(problems);
+            if omitted > 0 {
+                diagnostics.push(Diagnostic::for_file(
+                    path,
+                    format!("{omitted} more problems are not shown; fix the ones above and check the spec again"),
+                ));
+            }
             Err(invalid(path, diagnostics))
         }
     }
@@ -126,6 +223,51 @@ fn invalid(path: &Path, diagnostics: Vec<Diagnostic>) -> Error {
         path: path.to_path_buf(),
         diagnostics,
     }
+}
+
+/// Recognizes a file saved as UTF-16 or UTF-32 by its byte order mark.
+fn byte_order_mark_problem(bytes: &[u8]) -> Option<Problem> {
+    let encoding =
+        if bytes.starts_with(&[0xFF, 0xFE, 0, 0]) || bytes.starts_with(&[0, 0, 0xFE, 0xFF]) {
+            "UTF-32"
+        } else if bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]) {
+            "UTF-16"
+        } else {
+            return None;
+        };
+    let start = Position {
+        line: 1,
+        column: 1,
+        byte: 0,
+    };
+    Some(
+        Problem::new(
+            Some(Span::at(start)),
+            format!("the file is {encoding} text (it starts with a {encoding} byte order mark)"),
+        )
+        .with_help("save the spec as UTF-8"),
+    )
+}
+
+/// Points at the first NUL character, which YAML does not allow. UTF-16 text without a
+/// byte order mark is valid UTF-8 with a NUL next to every ASCII character.
+fn nul_problem(text: &str) -> Option<Problem> {
+    let nul = text.find('\0')?;
+    let before = &text[..nul];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
+    let position = Position {
+        line,
+        column: before[line_start..].chars().count() + 1,
+        byte: nul,
+    };
+    Some(
+        Problem::new(
+            Some(Span::at(position)),
+            format!("the file contains a NUL byte at offset {nul}, which YAML does not allow"),
+        )
+        .with_help("save the spec as UTF-8 text; a NUL byte next to every character means the file is UTF-16"),
+    )
 }
 
 /// Points at the first byte that is not UTF-8, by line and column of the valid prefix.
@@ -149,21 +291,53 @@ fn not_utf8_problem(bytes: &[u8], error: &std::str::Utf8Error) -> Problem {
     .with_help("save the spec as UTF-8 text")
 }
 
-/// Byte ranges of the scalars inside secret fields, other than the names and paths of
-/// `fromEnv` and `fromFile` references. They are secrets written inline, possibly in a
-/// malformed reference such as `password: { value: hunter2 }`.
-fn inline_secret_ranges(map: &SourceMap) -> Vec<std::ops::Range<usize>> {
-    map.iter()
-        .filter(|(path, node)| {
-            let mut segments = path.split(['.', '[']);
-            let in_secret = segments
-                .clone()
-                .any(|segment| SECRET_FIELDS.contains(&segment));
-            let is_reference = matches!(segments.next_back(), Some("fromEnv" | "fromFile"));
-            node.kind == NodeKind::Scalar && in_secret && !is_reference
-        })
-        .map(|(_, node)| node.value.start.byte..node.value.end.byte)
-        .collect()
+/// Byte ranges inside secret fields that may contain a secret.
+///
+/// These are every scalar except a `fromFile` path and a `fromEnv` value that is a
+/// variable name, and every key below the field except `fromEnv` and `fromFile`. They
+/// cover secrets written inline, also in a malformed reference such as
+/// `password: { value: hunter2 }`, or `password: {hunter2}`, where the secret is a key.
+fn inline_secret_ranges(map: &SourceMap, text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::new();
+    for (path, node) in map.iter() {
+        let segments: Vec<&str> = path.split(['.', '[']).collect();
+        let Some(field) = segments
+            .iter()
+            .position(|segment| SECRET_FIELDS.contains(segment))
+        else {
+            continue;
+        };
+        let last = segments[field + 1..].last().copied();
+
+        if let (Some(key), Some(name)) = (node.key, last)
+            && !matches!(name, "fromEnv" | "fromFile")
+        {
+            ranges.push(key.start.byte..key.end.byte);
+        }
+        if node.kind != NodeKind::Scalar {
+            continue;
+        }
+        let value = node.value.start.byte..node.value.end.byte;
+        let shown = match last {
+            Some("fromFile") => true,
+            Some("fromEnv") => text
+                .get(value.clone())
+                .is_some_and(|raw| check_env_name(unquote(raw)).is_ok()),
+            _ => false,
+        };
+        if !shown {
+            ranges.push(value);
+        }
+    }
+    ranges
+}
+
+/// Strips one pair of matching quotes from scalar source text.
+fn unquote(raw: &str) -> &str {
+    ['"', '\'']
+        .iter()
+        .find_map(|quote| raw.strip_prefix(*quote)?.strip_suffix(*quote))
+        .unwrap_or(raw)
 }
 
 /// Makes `path` absolute against the current directory, without touching the file
@@ -500,8 +674,91 @@ appRegistration:
         };
 
         let rendered = diagnostics[0].render();
-        assert!(rendered.contains("unknown field `value`"), "{rendered}");
+        assert!(
+            rendered.contains("unknown key in a secret reference"),
+            "{rendered}"
+        );
         assert!(!rendered.contains("s3cr3t-value"), "{rendered}");
+    }
+
+    #[test]
+    fn load_str_rejects_unusable_ews_urls() {
+        let cases = [
+            ("https:///EWS/Exchange.asmx", "has no host"),
+            ("https://mail.contoso.com:0/EWS/Exchange.asmx", "has port 0"),
+            (
+                "\"https://mail.contoso.com/EWS\\t/Exchange.asmx\"",
+                "control character",
+            ),
+            (
+                "https://siu:pw@mail.contoso.com/EWS/Exchange.asmx",
+                "user name or password",
+            ),
+        ];
+        for (url, expected) in cases {
+            let text = MINIMAL.replace(
+                "server: Mail.Contoso.com",
+                &format!("server: Mail.Contoso.com\n    ewsUrl: {url}"),
+            );
+
+            let messages = messages(load_minimal(&text).unwrap_err());
+
+            assert_eq!(messages.len(), 1, "{url}: {messages:?}");
+            assert!(messages[0].contains(expected), "{url}: {messages:?}");
+        }
+    }
+
+    #[test]
+    fn load_str_explains_numbers_and_types() {
+        let cases = [
+            ("  concurrency: 99999999999999999999", "too large"),
+            ("  concurrency: 08", "leading zero"),
+            ("  concurrency: [8]", "expected a single value"),
+            ("  stateDir: [a]", "expected a single value"),
+        ];
+        for (line, expected) in cases {
+            // A `stateDir` line replaces the one in MINIMAL.
+            let text = format!("{MINIMAL}{line}\n")
+                .replace("  stateDir: /var/lib/siuctl\n  stateDir", "  stateDir");
+
+            let messages = messages(load_minimal(&text).unwrap_err());
+
+            assert_eq!(messages.len(), 1, "{line}: {messages:?}");
+            assert!(messages[0].contains(expected), "{line}: {messages:?}");
+        }
+    }
+
+    #[test]
+    fn load_str_helps_with_indentation_errors() {
+        let text = MINIMAL.replace(
+            "  upn: svc-siu@contoso.com",
+            "  upn: svc-siu@contoso.com\n upn: x",
+        );
+
+        let error = load_minimal(&text).unwrap_err();
+        let Error::Invalid { diagnostics, .. } = error else {
+            panic!("expected an invalid spec");
+        };
+
+        let help = diagnostics[0].help.as_deref().unwrap_or_default();
+        assert!(help.contains("indent"), "{}", diagnostics[0]);
+    }
+
+    #[test]
+    fn load_str_caps_reported_problems() {
+        let users: String = (0..MAX_DIAGNOSTICS + 500)
+            .map(|index| format!("    - user{index}\n"))
+            .collect();
+        let text = format!("{MINIMAL}scope:\n  mode: only\n  users:\n{users}");
+
+        let messages = messages(load_minimal(&text).unwrap_err());
+
+        assert_eq!(messages.len(), MAX_DIAGNOSTICS + 1);
+        assert!(messages[0].contains("scope.users[0]"), "{}", messages[0]);
+        assert_eq!(
+            messages[MAX_DIAGNOSTICS],
+            "500 more problems are not shown; fix the ones above and check the spec again"
+        );
     }
 
     #[test]
@@ -518,6 +775,30 @@ appRegistration:
             (diagnostics[0].line, diagnostics[0].column),
             (Some(2), Some(8))
         );
+    }
+
+    #[test]
+    fn load_bytes_recognizes_utf16_and_utf32() {
+        let text = "apiVersion: siu/v1\n";
+        let utf16_le: Vec<u8> = text.encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16_be: Vec<u8> = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        let utf32_le: Vec<u8> = text
+            .chars()
+            .flat_map(|c| (c as u32).to_le_bytes())
+            .collect();
+        let cases = [
+            ([&[0xFF, 0xFE][..], &utf16_le].concat(), "UTF-16"),
+            ([&[0xFE, 0xFF][..], &utf16_be].concat(), "UTF-16"),
+            ([&[0xFF, 0xFE, 0, 0][..], &utf32_le].concat(), "UTF-32"),
+            (utf16_le.clone(), "NUL byte at offset 1"),
+        ];
+        for (bytes, expected) in cases {
+            let error = load_bytes(&bytes, Path::new("spec.yaml")).unwrap_err();
+            let messages = messages(error);
+
+            assert_eq!(messages.len(), 1, "{messages:?}");
+            assert!(messages[0].contains(expected), "{messages:?}");
+        }
     }
 
     #[test]

@@ -5,29 +5,44 @@
 //! the common ones for an administrator (naming the field from the [`SourceMap`]) and
 //! adds the nearest valid name to unknown fields and values.
 
+use serde_saphyr::budget::BudgetBreach;
 use serde_saphyr::{
-    DuplicateKeyPolicy, Error as YamlError, MessageFormatter, NonFiniteFloatPolicy,
+    DuplicateKeyPolicy, Error as YamlError, MergeKeyPolicy, MessageFormatter, NonFiniteFloatPolicy,
 };
 
 use crate::diagnostic::{Position, Problem, Span};
 use crate::source_map::{MAX_DEPTH, MAX_EXPANDED_NODES, SourceMap, parent_path};
 use crate::spec::Spec;
 
+/// Maximum number of bytes of scalar text in a document once every alias is expanded,
+/// twice the largest spec file, so that a large anchor repeated through aliases cannot
+/// fill memory.
+const MAX_EXPANDED_TEXT_BYTES: usize = 2 * crate::load::MAX_SPEC_BYTES as usize;
+
 /// Parses `text` into the raw model.
 ///
 /// The source map was built from the same text and already enforced the structural
-/// limits. The budget here repeats those bounds inside the deserializer.
+/// limits. The budget here repeats those bounds inside the deserializer and also bounds
+/// the text that aliases repeat.
+///
+/// Merge keys (`<<`) are rejected: a merged field may be overridden by a field of the
+/// same name, which would hide what is in effect, and a spec has no repeated blocks to
+/// merge. Tags that serde-saphyr does not know, such as `!vault`, are rejected because
+/// siuctl does not resolve them.
 pub(crate) fn deserialize(text: &str, map: &SourceMap) -> Result<Spec, Box<Problem>> {
     let options = serde_saphyr::options! {
         with_snippet: false,
         emit_comments: false,
         duplicate_keys: DuplicateKeyPolicy::Error,
+        merge_keys: MergeKeyPolicy::Error,
+        reject_unsupported_tags: true,
         strict_booleans: true,
         non_finite_float_policy: NonFiniteFloatPolicy::AsString,
         budget: serde_saphyr::budget! {
             max_depth: MAX_DEPTH,
             max_nodes: MAX_EXPANDED_NODES,
             max_documents: 1,
+            max_total_scalar_bytes: MAX_EXPANDED_TEXT_BYTES,
         },
         alias_limits: serde_saphyr::alias_limits! {
             max_total_replayed_events: MAX_EXPANDED_NODES,
@@ -65,6 +80,13 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
                 }
             }
             problem.help = Some(suggest(field, expected));
+            // The value of a misspelled field such as `pasword: hunter2` may be a secret,
+            // and the message is about the key alone.
+            if let Some(node) = scalar_field.as_deref().and_then(|path| map.get(path)) {
+                problem
+                    .hidden
+                    .push(node.value.start.byte..node.value.end.byte);
+            }
             problem
         }
         YamlError::SerdeMissingField { field, .. } => {
@@ -125,13 +147,22 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
         }
         YamlError::InvalidScalar { ty, .. } => {
             let subject = field_or_value(scalar_field.as_deref());
+            let token = span.map_or("", |span| scalar_token(&text[span.start.byte..]));
             Problem::new(
                 span,
                 format!(
-                    "invalid value for {subject}: expected {}",
-                    describe_type(ty)
+                    "invalid value for {subject}: {}",
+                    describe_invalid_scalar(ty, token)
                 ),
             )
+        }
+        YamlError::BinaryNotUtf8 { .. } | YamlError::InvalidBinaryBase64 { .. } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(
+                span,
+                format!("invalid value for {subject}: the `!!binary` value does not decode to UTF-8 text"),
+            )
+            .with_help("write the value as text, without `!!binary`")
         }
         YamlError::InvalidBooleanStrict { .. } => {
             let subject = field_or_value(scalar_field.as_deref());
@@ -156,12 +187,33 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
                 field_or_value(scalar_field.as_deref().or(map.container_at(line, column)));
             let expected = expected
                 .replace("mapping start", "a mapping")
-                .replace("sequence start", "a sequence");
+                .replace("sequence start", "a sequence")
+                .replace("string scalar", "a single value");
             Problem::new(
                 span,
                 format!("invalid type for {subject}: expected {expected}"),
             )
         }
+        YamlError::MergeKeyNotAllowed { .. } => Problem::new(
+            span,
+            "merge keys (`<<`) are not supported, because a field written next to one silently overrides the merged field",
+        )
+        .with_help("write the fields out in this mapping"),
+        YamlError::UnsupportedTag { tag, .. } => Problem::new(
+            span,
+            format!("unsupported tag `{tag}`; siuctl reads values as written and resolves no tags"),
+        )
+        .with_help("remove the tag; reference secrets with `{ fromEnv: NAME }` or `{ fromFile: PATH }`"),
+        YamlError::TaggedScalarCannotDeserializeIntoString { .. } => {
+            let subject = field_or_value(scalar_field.as_deref());
+            Problem::new(
+                span,
+                format!("invalid value for {subject}: the tag makes it something other than text"),
+            )
+            .with_help("remove the tag, such as `!!int`, before the value")
+        }
+        YamlError::Budget { breach, .. } => Problem::new(span, budget_message(breach))
+            .with_help("write the values out instead of repeating large anchors with `*` aliases"),
         YamlError::AliasReplayLimitExceeded { .. }
         | YamlError::AliasExpansionLimitExceeded { .. }
         | YamlError::AliasReplayStackDepthExceeded { .. } => Problem::new(
@@ -183,6 +235,22 @@ fn translate(text: &str, map: &SourceMap, error: &YamlError) -> Problem {
     problem
 }
 
+/// Describes a breached parser budget. The structural limits are checked before
+/// deserialization, so in practice this is the text that aliases repeat or the ratio of
+/// aliases to anchors.
+fn budget_message(breach: &BudgetBreach) -> String {
+    match breach {
+        BudgetBreach::ScalarBytes { .. } => format!(
+            "the document has more than {} MiB of text once its aliases are expanded",
+            MAX_EXPANDED_TEXT_BYTES / (1024 * 1024)
+        ),
+        BudgetBreach::AliasAnchorRatio { aliases, anchors } => format!(
+            "the document has {aliases} aliases for {anchors} anchors, more than 10 aliases per anchor"
+        ),
+        other => format!("the document is too large or too complex to check ({other:?})"),
+    }
+}
+
 /// Unwraps snippet and alias wrappers down to the error that describes the problem.
 fn innermost(error: &YamlError) -> &YamlError {
     let error = error.without_snippet();
@@ -196,6 +264,33 @@ fn field_or_value(path: Option<&str>) -> String {
     match path {
         Some(path) if !path.is_empty() => format!("`{path}`"),
         _ => "this value".to_owned(),
+    }
+}
+
+/// Returns the plain scalar at the start of `text`, up to the characters that end one.
+fn scalar_token(text: &str) -> &str {
+    let end = text
+        .find(|c: char| c.is_whitespace() || ",]}#".contains(c))
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// Says why `token` is not a value of type `ty`, naming the two integer mistakes that
+/// "expected a whole number" would not explain.
+fn describe_invalid_scalar(ty: &str, token: &str) -> String {
+    let expected = describe_type(ty);
+    if expected != "a whole number" {
+        return format!("expected {expected}");
+    }
+    let digits = token.trim_start_matches(['+', '-']);
+    if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return format!("expected {expected}");
+    }
+    let token = token.chars().take(40).collect::<String>();
+    if digits.len() > 1 && digits.starts_with('0') {
+        format!("`{token}` has a leading zero; write the number without it")
+    } else {
+        format!("`{token}` is too large")
     }
 }
 
@@ -268,6 +363,22 @@ mod tests {
         assert_eq!(
             suggest("zzz", &["ntlm", "basic"]),
             "expected one of `ntlm`, `basic`"
+        );
+    }
+
+    #[test]
+    fn deserialize_bounds_text_of_expanded_aliases() {
+        let text = format!(
+            "metadata:\n  name: &big \"{}\"\nscope:\n  users: [*big, *big, *big, *big, *big]\n",
+            "x".repeat(4 * 1024 * 1024)
+        );
+        let map = crate::source_map::build(&text).unwrap();
+
+        let problem = deserialize(&text, &map).unwrap_err();
+
+        assert_eq!(
+            problem.message,
+            "the document has more than 16 MiB of text once its aliases are expanded"
         );
     }
 

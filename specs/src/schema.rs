@@ -54,6 +54,114 @@ mod tests {
         assert_eq!(json["additionalProperties"], serde_json::Value::Bool(false));
     }
 
+    /// Returns the `then` and `else` of the conditional in `allOf` at `pointer` whose `if`
+    /// tests `field` against `value`.
+    fn conditional<'a>(
+        schema: &'a serde_json::Value,
+        pointer: &str,
+        field: &str,
+        value: serde_json::Value,
+    ) -> (&'a serde_json::Value, &'a serde_json::Value) {
+        let rules = schema
+            .pointer(&format!("{pointer}/allOf"))
+            .and_then(|rules| rules.as_array())
+            .unwrap_or_else(|| panic!("{pointer} has no allOf"));
+        let rule = rules
+            .iter()
+            .find(|rule| rule["if"]["properties"][field]["const"] == value)
+            .unwrap_or_else(|| panic!("{pointer} has no rule for {field} = {value}"));
+        (&rule["then"], &rule["else"])
+    }
+
+    #[test]
+    fn schema_ties_app_registration_to_environment() {
+        let json = serde_json::to_value(schema()).unwrap();
+
+        let (hybrid, on_premises) = conditional(&json, "", "environment", "hybrid".into());
+
+        assert_eq!(hybrid["required"], serde_json::json!(["appRegistration"]));
+        assert_eq!(
+            on_premises["not"]["required"],
+            serde_json::json!(["appRegistration"])
+        );
+    }
+
+    #[test]
+    fn schema_ties_fields_to_modes() {
+        let json = serde_json::to_value(schema()).unwrap();
+
+        let (manual, autodiscover) =
+            conditional(&json, "/$defs/ExchangeSpec", "connection", "manual".into());
+        let (automatic, manual_registration) = conditional(
+            &json,
+            "/$defs/AppRegistrationSpec",
+            "mode",
+            "automatic".into(),
+        );
+        let (created, existing) = conditional(&json, "/$defs/AccountSpec", "create", true.into());
+
+        assert_eq!(manual["required"], serde_json::json!(["server"]));
+        assert!(autodiscover["not"]["anyOf"].is_array());
+        assert_eq!(automatic["required"], serde_json::json!(["provisioner"]));
+        assert_eq!(
+            manual_registration["required"],
+            serde_json::json!(["clientId"])
+        );
+        assert_eq!(
+            created["properties"]["password"]["required"],
+            serde_json::json!(["fromFile"])
+        );
+        assert_eq!(
+            existing["not"]["required"],
+            serde_json::json!(["container"])
+        );
+    }
+
+    #[test]
+    fn schema_requires_exactly_one_credential() {
+        let json = serde_json::to_value(schema()).unwrap();
+
+        assert_eq!(
+            json["$defs"]["CredentialSpec"]["oneOf"],
+            serde_json::json!([{ "required": ["certificate"] }, { "required": ["clientSecret"] }])
+        );
+    }
+
+    #[test]
+    fn schema_checks_value_formats() {
+        let json = serde_json::to_value(schema()).unwrap();
+        let definitions = &json["$defs"];
+
+        for (value, pattern) in [
+            (
+                &definitions["AccountSpec"]["properties"]["upn"],
+                crate::spec::pattern::ADDRESS,
+            ),
+            (
+                &definitions["AppRegistrationSpec"]["properties"]["tenantId"],
+                crate::spec::pattern::GUID,
+            ),
+            (
+                &definitions["CertificateSpec"]["properties"]["thumbprint"],
+                crate::spec::pattern::THUMBPRINT,
+            ),
+            (
+                &definitions["ReconcileSpec"]["properties"]["interval"],
+                crate::spec::pattern::DURATION,
+            ),
+            (
+                &definitions["SecretRef"]["oneOf"][0]["properties"]["fromEnv"],
+                crate::spec::pattern::ENV_NAME,
+            ),
+            (
+                &definitions["UpdateLoopSpec"]["properties"]["spoolDir"],
+                crate::spec::pattern::PATH,
+            ),
+        ] {
+            assert_eq!(value["pattern"], pattern, "{value}");
+        }
+    }
+
     fn collect_undescribed(value: &serde_json::Value, path: &str, missing: &mut Vec<String>) {
         let Some(object) = value.as_object() else {
             return;
@@ -68,7 +176,12 @@ mod tests {
                 }
             }
         }
-        for (key, child) in object {
+        // Conditions such as `if`/`then` restate properties without describing them.
+        let conditions = ["allOf", "anyOf", "not", "if", "then", "else"];
+        for (key, child) in object
+            .iter()
+            .filter(|(key, _)| !conditions.contains(&key.as_str()))
+        {
             match child {
                 serde_json::Value::Object(_) => {
                     collect_undescribed(child, &format!("{path}/{key}"), missing)

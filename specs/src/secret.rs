@@ -28,11 +28,11 @@ pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 pub enum SecretRef {
     /// Name of an environment variable of the siuctl process that contains the secret,
     /// for example `AD_BIND_PASSWORD`.
-    FromEnv(String),
+    FromEnv(#[schemars(regex(pattern = crate::spec::pattern::ENV_NAME))] String),
     /// Path of a file that contains the secret, relative to the spec file's directory
     /// unless absolute. One trailing line break is ignored. Restrict the file's
     /// permissions to the account that runs siuctl.
-    FromFile(PathBuf),
+    FromFile(#[schemars(regex(pattern = crate::spec::pattern::PATH))] PathBuf),
 }
 
 impl SecretRef {
@@ -73,13 +73,16 @@ impl fmt::Display for SecretRef {
 }
 
 /// Reads a secret file of at most [`MAX_SECRET_FILE_BYTES`] and drops one trailing line
-/// break.
+/// break. A FIFO that no process writes to reads as empty instead of blocking.
 fn read_secret_file(path: &Path) -> Result<String, Error> {
     let read_error = |source| Error::SecretFileRead {
         path: path.to_path_buf(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_error)?;
+    let is_pipe = std::fs::metadata(path)
+        .map(|metadata| crate::load::is_pipe(&metadata))
+        .map_err(read_error)?;
+    let file = crate::load::open_without_blocking(path, is_pipe).map_err(read_error)?;
     let mut bytes = Vec::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -196,6 +199,34 @@ impl JsonSchema for SecretSpec {
 /// The keys of a secret reference, for unknown-field errors.
 const SECRET_REF_KEYS: &[&str] = &["fromEnv", "fromFile"];
 
+/// Names of the spec fields that contain secrets.
+pub(crate) const SECRET_FIELDS: &[&str] = &["bindPassword", "password", "clientSecret"];
+
+/// Returns the part of a field path that messages may show.
+///
+/// Below a secret field, a key other than `fromEnv` or `fromFile` may be the secret
+/// itself, as in `password: {hunter2}`, so the path ends before such a key:
+/// `account.password.hunter2` becomes `account.password`.
+pub(crate) fn shown_field_path(path: &str) -> &str {
+    let mut below_secret = false;
+    let mut shown_end = 0;
+    for (offset, segment) in path.split('.').scan(0, |offset, segment| {
+        let start = *offset;
+        *offset += segment.len() + 1;
+        Some((start, segment))
+    }) {
+        let name = segment.split('[').next().unwrap_or(segment);
+        if below_secret && !SECRET_REF_KEYS.contains(&name) {
+            return &path[..shown_end];
+        }
+        if SECRET_FIELDS.contains(&name) {
+            below_secret = true;
+        }
+        shown_end = offset + segment.len();
+    }
+    path
+}
+
 struct SecretSpecVisitor;
 
 impl SecretSpecVisitor {
@@ -258,7 +289,7 @@ impl<'de> Visitor<'de> for SecretSpecVisitor {
         let reference = match key.as_str() {
             "fromEnv" => SecretRef::FromEnv(map.next_value()?),
             "fromFile" => SecretRef::FromFile(map.next_value()?),
-            _ => return Err(de::Error::unknown_field(&key, SECRET_REF_KEYS)),
+            _ => return Err(unknown_reference_key(&key)),
         };
         if map.next_key::<String>()?.is_some() {
             return Err(de::Error::custom(
@@ -266,6 +297,25 @@ impl<'de> Visitor<'de> for SecretSpecVisitor {
             ));
         }
         Ok(SecretSpec::Reference(reference))
+    }
+}
+
+/// Returns the error for a key other than `fromEnv` and `fromFile` in a secret reference.
+///
+/// The message names the key only when it is close to one of the two, as `fromenv` is.
+/// Any other key may be the secret itself, as in `password: {hunter2}`, where the braces
+/// turn the secret into a key.
+fn unknown_reference_key<E: de::Error>(key: &str) -> E {
+    let lowercase = key.to_lowercase();
+    let is_typo = SECRET_REF_KEYS
+        .iter()
+        .any(|name| strsim::jaro_winkler(&lowercase, &name.to_lowercase()) >= 0.8);
+    if is_typo {
+        de::Error::unknown_field(key, SECRET_REF_KEYS)
+    } else {
+        de::Error::custom(
+            "unknown key in a secret reference, not shown because it may be the secret itself; write `{ fromEnv: NAME }` or `{ fromFile: PATH }`",
+        )
     }
 }
 
@@ -328,10 +378,44 @@ mod tests {
     }
 
     #[test]
+    fn secret_spec_hides_key_that_may_be_secret() {
+        for yaml in ["password: {hunter2}\n", "password: { hunter2: x }\n"] {
+            let error = parse(yaml).unwrap_err();
+            // The error's own snippet quotes the input; siuctl renders its own.
+            let message = error.without_snippet().to_string();
+
+            assert!(!message.contains("hunter2"), "{message}");
+            assert!(
+                message.contains("unknown key in a secret reference"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
     fn secret_spec_refuses_to_serialize_inline() {
         let result = serde_json::to_string(&SecretSpec::Inline);
 
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn shown_field_path_stops_before_unknown_secret_keys() {
+        for (path, shown) in [
+            ("account.password.hunter2", "account.password"),
+            ("account.password.hunter.2", "account.password"),
+            ("account.password.fromEnv", "account.password.fromEnv"),
+            (
+                "account.password.fromEnv.hunter2",
+                "account.password.fromEnv",
+            ),
+            ("account.password.fromEnv[0]", "account.password.fromEnv[0]"),
+            ("account.password", "account.password"),
+            ("account.upn", "account.upn"),
+            ("", ""),
+        ] {
+            assert_eq!(shown_field_path(path), shown, "{path}");
+        }
     }
 
     #[test]
@@ -376,6 +460,60 @@ mod tests {
         let error = SecretRef::FromFile(path).resolve().unwrap_err();
 
         assert!(matches!(error, Error::SecretFileTooLarge { .. }), "{error}");
+    }
+
+    #[test]
+    fn resolve_names_directory_not_contents() {
+        let dir = tempfile::tempdir().unwrap();
+
+        let error = SecretRef::FromFile(dir.path().to_path_buf())
+            .resolve()
+            .unwrap_err();
+
+        assert!(matches!(error, Error::SecretFileRead { .. }), "{error}");
+    }
+
+    #[test]
+    fn resolve_stops_reading_sparse_file_at_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge");
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_len(2 * 1024 * 1024 * 1024).unwrap();
+
+        let error = SecretRef::FromFile(path).resolve().unwrap_err();
+
+        assert!(matches!(error, Error::SecretFileTooLarge { .. }), "{error}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn resolve_reports_fifo_without_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c_path` is a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sender.send(SecretRef::FromFile(path).resolve()));
+
+        // Opening a FIFO without a writer blocks, so a minute without a result is a hang.
+        let result = receiver
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("resolving a FIFO without a writer returns");
+
+        assert!(
+            matches!(result, Err(Error::SecretEmpty { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn resolve_rejects_unusable_variable_names() {
+        for name in ["", "A=B", "A\0B", "ÄÖ"] {
+            let error = SecretRef::FromEnv(name.to_owned()).resolve().unwrap_err();
+
+            assert!(matches!(error, Error::SecretEnvMissing { .. }), "{error}");
+        }
     }
 
     #[test]

@@ -52,7 +52,6 @@ pub(crate) struct SourceMap {
 
 impl SourceMap {
     /// Returns the location of the value at `path`, if the document has one.
-    #[cfg(test)]
     pub(crate) fn get(&self, path: &str) -> Option<&NodeLocation> {
         self.nodes.get(path)
     }
@@ -123,13 +122,31 @@ pub(crate) fn parent_path(path: &str) -> Option<&str> {
     Some(&path[..cut])
 }
 
-/// Joins a mapping key onto a path.
+/// Maximum number of characters of one key kept in a path. Field names are far shorter,
+/// and a longer key is cut and ends in `…`.
+const MAX_KEY_CHARS: usize = 64;
+
+/// Maximum length of a recorded path in bytes. The longest field path of a spec has about
+/// 60, so a node with a longer path is not a field of the format. Such nodes are not
+/// recorded, which bounds the memory of the map at this many bytes per node.
+pub(crate) const MAX_PATH_BYTES: usize = 256;
+
+/// Joins a mapping key onto a path, cutting a key longer than [`MAX_KEY_CHARS`].
 pub(crate) fn join_key(path: &str, key: &str) -> String {
+    let key = match key.char_indices().nth(MAX_KEY_CHARS) {
+        Some((cut, _)) => format!("{}…", &key[..cut]).into(),
+        None => std::borrow::Cow::Borrowed(key),
+    };
     if path.is_empty() {
-        key.to_owned()
+        key.into_owned()
     } else {
         format!("{path}.{key}")
     }
+}
+
+/// Joins a key onto a path, or returns `None` when the result is too long to record.
+fn recorded_key_path(path: &str, key: &str) -> Option<String> {
+    Some(join_key(path, key)).filter(|path| path.len() <= MAX_PATH_BYTES)
 }
 
 /// Joins a sequence index onto a path.
@@ -157,6 +174,9 @@ enum FrameState {
     },
     /// A mapping or sequence used as a mapping key, whose contents are not recorded.
     ComplexKey,
+    /// A mapping or sequence whose path is too long to record, or one inside such a
+    /// container or a complex key. Its contents are walked but not recorded.
+    Unrecorded,
 }
 
 /// Walks the event stream of `text`, checking its structure and recording locations.
@@ -207,7 +227,7 @@ pub(crate) fn build(text: &str) -> Result<SourceMap, Box<Problem>> {
             Event::SequenceStart(_, anchor, _) => (NodeKind::Sequence, anchor, 1),
             Event::MappingEnd | Event::SequenceEnd => {
                 let Some(frame) = stack.pop() else { continue };
-                if !matches!(frame.state, FrameState::ComplexKey)
+                if !matches!(frame.state, FrameState::ComplexKey | FrameState::Unrecorded)
                     && let Some(node) = map.nodes.get_mut(&frame.path)
                 {
                     node.value.end = span.end;
@@ -280,16 +300,24 @@ pub(crate) fn build(text: &str) -> Result<SourceMap, Box<Problem>> {
 
         let parent = stack.last_mut().expect("the stack is not empty");
         let child_path = match &mut parent.state {
-            FrameState::ComplexKey => None,
+            FrameState::ComplexKey | FrameState::Unrecorded => None,
             FrameState::Mapping { pending_key: None } => {
                 // This node is a key.
                 match scalar_text {
                     Some(key) => {
                         let key_path = join_key(&parent.path, key);
-                        map.scalars_by_start
-                            .insert((span.start.line, span.start.column), key_path);
+                        if key_path.len() <= MAX_PATH_BYTES {
+                            map.scalars_by_start
+                                .insert((span.start.line, span.start.column), key_path);
+                        }
+                        // The path keeps at most MAX_KEY_CHARS of the key, so the rest
+                        // of a long key need not be kept either.
+                        let kept = key
+                            .char_indices()
+                            .nth(MAX_KEY_CHARS + 1)
+                            .map_or(key, |(cut, _)| &key[..cut]);
                         parent.state = FrameState::Mapping {
-                            pending_key: Some((key.to_owned(), span)),
+                            pending_key: Some((kept.to_owned(), span)),
                         };
                     }
                     None if kind == NodeKind::Alias => {
@@ -320,10 +348,10 @@ pub(crate) fn build(text: &str) -> Result<SourceMap, Box<Problem>> {
             }
             FrameState::Mapping {
                 pending_key: Some((key, key_span)),
-            } => Some((join_key(&parent.path, key), Some(*key_span))),
-            FrameState::Sequence { next_index } => {
-                Some((join_index(&parent.path, *next_index), None))
-            }
+            } => recorded_key_path(&parent.path, key).map(|path| (path, Some(*key_span))),
+            FrameState::Sequence { next_index } => Some(join_index(&parent.path, *next_index))
+                .filter(|path| path.len() <= MAX_PATH_BYTES)
+                .map(|path| (path, None)),
         };
 
         match kind {
@@ -338,7 +366,7 @@ pub(crate) fn build(text: &str) -> Result<SourceMap, Box<Problem>> {
                         };
                         (path, state)
                     }
-                    None => (String::new(), FrameState::ComplexKey),
+                    None => (String::new(), FrameState::Unrecorded),
                 };
                 stack.push(Frame {
                     path,
@@ -399,7 +427,7 @@ fn finish_child(frame: &mut Frame, was_complex_key: bool) {
             }
         }
         FrameState::Sequence { next_index } => *next_index += 1,
-        FrameState::ComplexKey => {}
+        FrameState::ComplexKey | FrameState::Unrecorded => {}
     }
 }
 
@@ -449,7 +477,33 @@ fn scan_problem(text: &str, error: &granit_parser::ScanError) -> Problem {
             format!("the document nests mappings and sequences more than {MAX_DEPTH} deep"),
         );
     }
-    let mut problem = Problem::new(Some(Span::at(position)), format!("invalid YAML: {info}"));
+    let message = match error.kind() {
+        granit_parser::ErrorKind::UnknownAnchor => {
+            let name: String = text[position.byte..]
+                .trim_start_matches('*')
+                .chars()
+                .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                .take(100)
+                .collect();
+            format!("invalid YAML: the alias `*{name}` refers to no anchor `&{name}` above it")
+        }
+        // The scanner looks at most this far ahead for the `:` that ends a key.
+        granit_parser::ErrorKind::SimpleKeyExpected => {
+            "invalid YAML: expected `:` after this key, within 1024 characters of its start"
+                .to_owned()
+        }
+        _ => format!("invalid YAML: {info}"),
+    };
+    let mut problem = Problem::new(Some(Span::at(position)), message);
+    problem
+        .hidden
+        .extend(crate::diagnostic::secret_continuation(text, position.byte));
+    if info.contains("did not find expected key") || info.contains("mapping values are not allowed")
+    {
+        problem = problem.with_help(
+            "check the indentation of this line against the lines above; a value that contains `: ` or ` #` needs quotes",
+        );
+    }
     if info.contains("tab") {
         problem = problem.with_help("indent with spaces; YAML does not allow tabs for indentation");
     }
@@ -588,6 +642,41 @@ mod tests {
             problem.message
         );
         assert!(problem.span.is_some());
+    }
+
+    #[test]
+    fn build_explains_overlong_key() {
+        let text = format!("a: 1\n{}: 2\n", "k".repeat(1100));
+
+        let problem = build(&text).unwrap_err();
+
+        assert!(
+            problem.message.contains("within 1024 characters"),
+            "{}",
+            problem.message
+        );
+    }
+
+    #[test]
+    fn build_bounds_recorded_paths() {
+        let key = "k".repeat(100_000);
+        let children: String = (0..1000).map(|index| format!("  c{index}: 1\n")).collect();
+        let text = format!("? {key}\n:\n{children}a: 1\n");
+
+        let map = build(&text).unwrap();
+
+        assert!(map.iter().all(|(path, _)| path.len() <= MAX_PATH_BYTES));
+        assert!(map.get("a").is_some());
+    }
+
+    #[test]
+    fn join_key_shortens_long_keys() {
+        let key = "k".repeat(1000);
+
+        let path = join_key("a", &key);
+
+        assert!(path.len() < 100, "{path}");
+        assert!(path.starts_with("a.kkk"), "{path}");
     }
 
     #[test]

@@ -14,11 +14,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretSpec;
 
+/// Patterns that the JSON Schema checks. Each accepts at least what validation accepts,
+/// so that an editor never flags a valid spec; validation has the final word.
+pub(crate) mod pattern {
+    /// A GUID: 32 hexadecimal digits, alone or with hyphens, in braces or after
+    /// `urn:uuid:`, with spaces around.
+    pub(crate) const GUID: &str = r"^\s*(\{[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}\}|([Uu][Rr][Nn]:[Uu][Uu][Ii][Dd]:)?[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32})\s*$";
+    /// The nil GUID in any of those forms.
+    pub(crate) const NIL_GUID: &str =
+        r"^\s*\{?([Uu][Rr][Nn]:[Uu][Uu][Ii][Dd]:)?0{8}-?0{4}-?0{4}-?0{4}-?0{12}\}?\s*$";
+    /// `user@domain` with a dotted domain that does not end in a dot, and without
+    /// zero-width or direction characters.
+    pub(crate) const ADDRESS: &str = r"^[^@\s\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]+@[^@\s\u200B-\u200F\u202A-\u202E\u2060-\u2064\uFEFF]+\.[^@\s]*[^.@\s]$";
+    /// Numbers with units, such as `90s` or `1h 30m`.
+    pub(crate) const DURATION: &str = r"^\s*([0-9]+(\.[0-9]+)?\s*[A-Za-zµ]+\s*)+$";
+    /// 40 hexadecimal digits, with spaces and colons anywhere.
+    pub(crate) const THUMBPRINT: &str = r"^[\s:]*([0-9A-Fa-f][\s:]*){40}$";
+    /// An environment variable name.
+    pub(crate) const ENV_NAME: &str = r"^[A-Za-z_][A-Za-z0-9_]*$";
+    /// An `http` or `https` URL.
+    pub(crate) const HTTP_URL: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://";
+    /// An `https` URL.
+    pub(crate) const HTTPS_URL: &str = r"^[Hh][Tt][Tt][Pp][Ss]://";
+    /// An `ldap` or `ldaps` URL.
+    pub(crate) const LDAP_URL: &str = r"^[Ll][Dd][Aa][Pp][Ss]?://";
+    /// A path that is not blank, has no control characters, and does not start with `~`
+    /// or look like a URL.
+    pub(crate) const PATH: &str =
+        r"^(?!~)(?!.*://)[^\x00-\x1F\x7F]*[^\s\x00-\x1F\x7F][^\x00-\x1F\x7F]*$";
+    /// A program that is not blank and does not start with `-`.
+    pub(crate) const PROGRAM: &str = r"^(\s+\S|[^-\s])";
+}
+
 /// A siu/v1 spec: how siuctl sets up and runs the Sent Items Update service for one
 /// Exchange organization.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schemars(title = "siu/v1 SentItemsUpdate")]
+#[schemars(extend("allOf" = [
+    {
+        "if": { "properties": { "environment": { "const": "hybrid" } }, "required": ["environment"] },
+        "then": { "required": ["appRegistration"] },
+        "else": { "not": { "required": ["appRegistration"] } }
+    }
+]))]
 pub struct Spec {
     /// Version of the spec format. Always `siu/v1`.
     pub api_version: ApiVersion,
@@ -104,6 +143,17 @@ pub struct OnPremisesSpec {
 /// How siuctl reaches Exchange Server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    {
+        "if": { "properties": { "connection": { "const": "manual" } }, "required": ["connection"] },
+        "then": { "required": ["server"], "not": { "required": ["autodiscoverAddress"] } },
+        "else": { "not": { "anyOf": [{ "required": ["server"] }, { "required": ["ewsUrl"] }] } }
+    },
+    {
+        "if": { "properties": { "ewsUrl": { "pattern": "^[Hh][Tt][Tt][Pp]://" } }, "required": ["ewsUrl"] },
+        "then": { "properties": { "allowInsecureHttp": { "const": true } }, "required": ["allowInsecureHttp"] }
+    }
+]))]
 pub struct ExchangeSpec {
     /// How the EWS endpoint is found: `autodiscover` queries Autodiscover for the mailbox
     /// of `autodiscoverAddress`, `manual` uses `server` or `ewsUrl`.
@@ -114,11 +164,12 @@ pub struct ExchangeSpec {
     pub server: Option<String>,
     /// Full EWS URL. Default: `https://<server>/EWS/Exchange.asmx`. Only with `manual`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = &"https://mail.contoso.com/EWS/Exchange.asmx")]
+    #[schemars(example = &"https://mail.contoso.com/EWS/Exchange.asmx", regex(pattern = pattern::HTTP_URL))]
     pub ews_url: Option<String>,
     /// Email address whose domain Autodiscover is asked about. Default: `account.upn`.
     /// Only with `autodiscover`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::ADDRESS))]
     pub autodiscover_address: Option<String>,
     /// How the service account signs in to EWS: `ntlm` or `basic`. Default: `ntlm`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,6 +178,7 @@ pub struct ExchangeSpec {
     /// whose certificate comes from an internal CA. Default: the system's trusted CAs.
     /// Relative to the spec file's directory unless absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::PATH))]
     pub ca_file: Option<PathBuf>,
     /// Allows an `http://` EWS URL, which sends credentials and mail unencrypted. Use
     /// only in a lab. Default: `false`.
@@ -165,23 +217,38 @@ pub struct ShellSpec {
     /// `[pwsh, -NoProfile, -NonInteractive, -File, scripts/exchange-session.ps1]`. A
     /// program path that contains `/` is relative to the spec file's directory; a bare
     /// name is looked up in `PATH`. The command runs in the spec file's directory.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1), extend("prefixItems" = [{ "type": "string", "pattern": pattern::PROGRAM }]))]
     pub command: Vec<String>,
     /// How long one run may take before siuctl stops it, for example `2m` or `90s`.
     /// Between 1s and 1h. Default: `2m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = &"2m")]
+    #[schemars(example = &"2m", regex(pattern = pattern::DURATION))]
     pub timeout: Option<String>,
 }
 
 /// How siuctl reaches Active Directory.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    {
+        "if": { "properties": { "url": { "pattern": "^[Ll][Dd][Aa][Pp][Ss]://" } } },
+        "then": { "properties": { "startTls": { "const": false } } }
+    },
+    {
+        "if": { "properties": { "url": { "pattern": "^[Ll][Dd][Aa][Pp]://" } } },
+        "then": {
+            "anyOf": [
+                { "properties": { "startTls": { "const": true } }, "required": ["startTls"] },
+                { "properties": { "allowPlaintext": { "const": true } }, "required": ["allowPlaintext"] }
+            ]
+        }
+    }
+]))]
 pub struct DirectorySpec {
     /// LDAP URL of a domain controller or the domain, `ldaps://dc1.contoso.com` or
     /// `ldap://dc1.contoso.com`. An `ldap://` URL needs `startTls: true` or
     /// `allowPlaintext: true`.
-    #[schemars(example = &"ldaps://dc1.contoso.com")]
+    #[schemars(example = &"ldaps://dc1.contoso.com", regex(pattern = pattern::LDAP_URL))]
     pub url: String,
     /// Upgrades an `ldap://` connection to TLS with StartTLS. Default: `false`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -202,14 +269,23 @@ pub struct DirectorySpec {
     /// PEM file with the CA certificates trusted for LDAPS and StartTLS. Default: the
     /// system's trusted CAs. Relative to the spec file's directory unless absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::PATH))]
     pub ca_file: Option<PathBuf>,
 }
 
 /// The service account that opens on-premises mailboxes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    {
+        "if": { "properties": { "create": { "const": true } }, "required": ["create"] },
+        "then": { "properties": { "password": { "required": ["fromFile"] } } },
+        "else": { "not": { "required": ["container"] } }
+    }
+]))]
 pub struct AccountSpec {
     /// User principal name of the service account, for example `svc-siu@contoso.com`.
+    #[schemars(regex(pattern = pattern::ADDRESS))]
     pub upn: String,
     /// `true` lets siuctl create the account in Active Directory (this needs an encrypted
     /// directory connection) and write its generated password to `password`, which must
@@ -246,6 +322,30 @@ pub enum Impersonation {
 /// The Microsoft Entra ID application for Exchange Online.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    {
+        "if": { "properties": { "mode": { "const": "automatic" } }, "required": ["mode"] },
+        "then": {
+            "required": ["provisioner"],
+            "not": { "required": ["clientId"] },
+            "properties": {
+                "credential": {
+                    "properties": {
+                        "certificate": { "not": { "required": ["thumbprint"] } },
+                        "clientSecret": { "required": ["fromFile"] }
+                    }
+                }
+            }
+        },
+        "else": {
+            "required": ["clientId"],
+            "not": { "anyOf": [{ "required": ["provisioner"] }, { "required": ["displayName"] }] },
+            "properties": {
+                "credential": { "properties": { "certificate": { "required": ["thumbprint"] } } }
+            }
+        }
+    }
+]))]
 pub struct AppRegistrationSpec {
     /// `automatic`: siuctl registers the application, grants it `full_access_as_app`
     /// on Office 365 Exchange Online and creates its credential, signing in as
@@ -253,7 +353,11 @@ pub struct AppRegistrationSpec {
     /// `clientId` and the credential.
     pub mode: RegistrationMode,
     /// Directory (tenant) ID of the Microsoft 365 organization, a GUID.
-    #[schemars(example = &"8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55")]
+    #[schemars(
+        example = &"8a7e6c2e-3c1a-4b9e-9b52-3f0e2c1d4a55",
+        regex(pattern = pattern::GUID),
+        extend("not" = { "pattern": pattern::NIL_GUID })
+    )]
     pub tenant_id: String,
     /// Display name of the application that siuctl finds or creates. Only with
     /// `automatic`. Default: `siuctl <metadata.name>`.
@@ -262,6 +366,7 @@ pub struct AppRegistrationSpec {
     /// Application (client) ID, a GUID. Required with `manual`; rejected with
     /// `automatic`, where siuctl discovers it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::GUID), extend("not" = { "pattern": pattern::NIL_GUID }))]
     pub client_id: Option<String>,
     /// How the application signs in: exactly one of `certificate` or `clientSecret`.
     pub credential: CredentialSpec,
@@ -298,6 +403,7 @@ pub enum RegistrationMode {
 /// How an Entra application signs in: exactly one of the two fields.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("oneOf" = [{ "required": ["certificate"] }, { "required": ["clientSecret"] }]))]
 pub struct CredentialSpec {
     /// A certificate whose private key signs the sign-in request. Recommended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,18 +423,23 @@ pub struct CertificateSpec {
     /// lowercase are accepted. Required for an existing certificate; rejected with
     /// `mode: automatic`, where siuctl generates the certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9A-Fa-f :]+$"))]
+    #[schemars(regex(pattern = pattern::THUMBPRINT))]
     pub thumbprint: Option<String>,
     /// PEM file with the private key and the certificate. With `mode: automatic`, siuctl
     /// writes it. Relative to the spec file's directory unless absolute.
+    #[schemars(regex(pattern = pattern::PATH))]
     pub key_file: PathBuf,
 }
 
 /// The identity that registers the application in `automatic` mode.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    { "properties": { "credential": { "properties": { "certificate": { "required": ["thumbprint"] } } } } }
+]))]
 pub struct ProvisionerSpec {
     /// Application (client) ID of the provisioning application, a GUID.
+    #[schemars(regex(pattern = pattern::GUID), extend("not" = { "pattern": pattern::NIL_GUID }))]
     pub client_id: String,
     /// How the provisioning application signs in: exactly one of `certificate` (with
     /// its thumbprint) or `clientSecret`.
@@ -353,23 +464,39 @@ pub enum MailAccess {
 pub struct EndpointsSpec {
     /// Microsoft Entra sign-in endpoint. Default: `https://login.microsoftonline.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::HTTPS_URL))]
     pub authority_host: Option<String>,
     /// Microsoft Graph endpoint. Default: `https://graph.microsoft.com`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::HTTPS_URL))]
     pub graph: Option<String>,
     /// Exchange Online EWS URL. Default:
     /// `https://outlook.office365.com/EWS/Exchange.asmx`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::HTTPS_URL))]
     pub exchange_online_ews: Option<String>,
     /// PEM file with the CA certificates trusted for these endpoints. Default: the
     /// system's trusted CAs. Relative to the spec file's directory unless absolute.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = pattern::PATH))]
     pub ca_file: Option<PathBuf>,
 }
 
 /// Whose Sent Items are updated.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("allOf" = [
+    {
+        "if": { "properties": { "mode": { "enum": ["only", "allExcept"] } }, "required": ["mode"] },
+        "then": {
+            "anyOf": [
+                { "properties": { "users": { "minItems": 1 } }, "required": ["users"] },
+                { "properties": { "groups": { "minItems": 1 } }, "required": ["groups"] }
+            ]
+        },
+        "else": { "properties": { "users": { "maxItems": 0 }, "groups": { "maxItems": 0 } } }
+    }
+]))]
 pub struct ScopeSpec {
     /// `all` mailboxes, `only` the listed users and group members, or `allExcept` them.
     /// Default: `all`.
@@ -377,10 +504,12 @@ pub struct ScopeSpec {
     pub mode: Option<ScopeMode>,
     /// Users by UPN or primary SMTP address. Only with `only` and `allExcept`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = pattern::ADDRESS)), extend("uniqueItems" = true))]
     pub users: Vec<String>,
     /// Groups by SMTP address, distinguished name or name. Members of nested groups
     /// count. Only with `only` and `allExcept`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(inner(regex(pattern = r"\S")), extend("uniqueItems" = true))]
     pub groups: Vec<String>,
 }
 
@@ -419,12 +548,12 @@ pub struct OptionsSpec {
     /// How long to wait before processing a message, so that the original reaches Sent
     /// Items first. Between 0s and 1h. Default: `5s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = &"5s")]
+    #[schemars(example = &"5s", regex(pattern = pattern::DURATION))]
     pub delay: Option<String>,
     /// How long to keep looking for the original in Sent Items before giving up on a
     /// message. Between 1s and 7d. Default: `15m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = &"15m")]
+    #[schemars(example = &"15m", regex(pattern = pattern::DURATION))]
     pub original_wait_timeout: Option<String>,
 }
 
@@ -445,7 +574,7 @@ pub struct ReconcileSpec {
     /// Time between two reconciliations, for example `10m`. Between 30s and 24h.
     /// Default: `10m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(example = &"10m")]
+    #[schemars(example = &"10m", regex(pattern = pattern::DURATION))]
     pub interval: Option<String>,
 }
 
@@ -455,9 +584,11 @@ pub struct ReconcileSpec {
 pub struct UpdateLoopSpec {
     /// Directory where the transport rules drop processed messages (`tmp/` and `new/`
     /// below it). Relative to the spec file's directory unless absolute.
+    #[schemars(regex(pattern = pattern::PATH))]
     pub spool_dir: PathBuf,
     /// Directory where siuctl keeps its state. Relative to the spec file's directory
     /// unless absolute.
+    #[schemars(regex(pattern = pattern::PATH))]
     pub state_dir: PathBuf,
     /// How many messages are processed at once. Between 1 and 256. Default: `8`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -4,6 +4,9 @@ mod directory;
 mod entra;
 mod external_directory;
 mod lab_cli;
+mod reconcile;
+mod update;
+mod update_lab;
 mod validate;
 
 #[test]

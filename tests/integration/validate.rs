@@ -283,6 +283,182 @@ fn oversized_spec_is_rejected_before_parsing() {
     );
 }
 
+/// Waits for `child` to exit. A child still running after a minute has hung, so it is
+/// killed and the test fails.
+fn wait_or_kill(mut child: std::process::Child) -> Output {
+    for _ in 0..600 {
+        if child.try_wait().expect("the child can be polled").is_some() {
+            return child.wait_with_output().expect("the output is readable");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().expect("the hung child can be killed");
+    panic!("siuctl did not exit within a minute");
+}
+
+#[test]
+fn spec_from_pipe_is_read_once() {
+    use std::io::Write;
+
+    let root = repository_root();
+    let spec = std::fs::read(root.join("examples/onprem.yaml")).expect("the example");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_siuctl"))
+        .args(["validate", "-f", "/dev/stdin"])
+        .current_dir(&root)
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("siuctl starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(&spec)
+        .expect("the spec is written to the pipe");
+
+    let output = wait_or_kill(child);
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout, "/dev/stdin: valid\n");
+}
+
+#[test]
+fn fifo_without_writer_is_reported() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let fifo = directory.path().join("spec.yaml");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: `c_path` is a NUL-terminated path that outlives the call.
+    let created = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+    assert_eq!(created, 0, "mkfifo failed");
+    let child = Command::new(env!("CARGO_BIN_EXE_siuctl"))
+        .args(["validate", "-f", "spec.yaml"])
+        .current_dir(directory.path())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("siuctl starts");
+
+    let output = wait_or_kill(child);
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("spec.yaml: error: spec file spec.yaml is a pipe that delivered no data"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn directory_is_reported() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    std::fs::create_dir(directory.path().join("specs.yaml")).expect("the directory");
+
+    let output = siuctl(&["validate", "-f", "specs.yaml"], directory.path());
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .contains("specs.yaml: error: specs.yaml is a directory; give the path of a spec file"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn oversized_lab_fixture_is_rejected_before_reading() {
+    use std::io::Write;
+
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let path = directory.path().join("org.yaml");
+    let mut file = std::fs::File::create(&path).expect("the file is created");
+    file.write_all(b"kind: LabOrganization\n")
+        .expect("the header is written");
+    // A sparse file: two gigabytes that take no disk space and must not be read whole.
+    file.set_len(2 * 1024 * 1024 * 1024)
+        .expect("the file is extended");
+
+    let output = siuctl(&["validate", "-f", "org.yaml"], directory.path());
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("larger than the limit of 8 MiB"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn json_output_accepts_non_utf8_file_name() {
+    use std::os::unix::ffi::OsStrExt;
+
+    let root = repository_root();
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let name = std::ffi::OsStr::from_bytes(b"spec-\xff.yaml");
+    std::fs::copy(
+        root.join("examples/onprem.yaml"),
+        directory.path().join(name),
+    )
+    .expect("the example is copied");
+
+    let output = Command::new(env!("CARGO_BIN_EXE_siuctl"))
+        .args(["validate", "--output", "json", "-f"])
+        .arg(name)
+        .current_dir(directory.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("siuctl runs");
+
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+    assert_eq!(report["files"][0]["path"], "spec-\u{fffd}.yaml");
+}
+
+#[test]
+fn text_output_escapes_control_characters_in_file_name() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let name = "spec\u{1b}[2J\nfake.yaml: valid.yaml";
+    std::fs::write(directory.path().join(name), "").expect("the file is written");
+
+    let output = siuctl(&["validate", "-f", name], directory.path());
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(!stdout.contains('\u{1b}'), "{stdout:?}");
+    assert!(!stdout.contains("\nfake.yaml"), "{stdout:?}");
+    assert!(
+        stdout.starts_with(
+            "spec\\u{1b}[2J\\nfake.yaml: valid.yaml:1:1: error: the file contains no YAML document"
+        ),
+        "{stdout:?}"
+    );
+}
+
+#[test]
+fn lab_fixture_error_keeps_its_snippet() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        directory.path().join("org.yaml"),
+        "kind: LabOrganization\n  name: contoso\n",
+    )
+    .expect("the fixture is written");
+
+    let output = siuctl(&["validate", "-f", "org.yaml"], directory.path());
+
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let first = stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("org.yaml: error: invalid lab fixture org.yaml"),
+        "{stdout}"
+    );
+    assert!(!first.contains("\\n"), "{stdout}");
+    assert!(stdout.contains("2 |   name: contoso"), "{stdout}");
+}
+
 #[test]
 fn missing_file_is_reported() {
     let directory = tempfile::tempdir().expect("a temporary directory");

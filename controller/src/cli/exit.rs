@@ -8,8 +8,11 @@ use std::process::ExitCode;
 pub enum Exit {
     /// The command did what was asked, and every spec checked is valid.
     Success = 0,
-    /// The command failed, or a spec is invalid.
+    /// The command failed, a spec is invalid, or the result needs an administrator: a
+    /// read failed, an action is blocked, or an apply ended degraded.
     Failure = 1,
+    /// `plan --detailed-exitcode` only: the plan is complete and has changes to apply.
+    Changes = 2,
     /// The command line is wrong (unknown flag, missing argument). This is sysexits.h's
     /// `EX_USAGE` rather than clap's default 2, because 2 is kept for `plan`'s "changes
     /// pending", as in `terraform plan -detailed-exitcode`.

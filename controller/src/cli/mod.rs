@@ -8,10 +8,17 @@
 //! for the user go to standard output through [`output`](crate::cli::output), and logs go
 //! to standard error through `tracing`.
 
+pub mod apply;
 pub mod exit;
+pub mod export;
 pub mod lab;
 pub mod output;
+pub mod plan;
+pub mod run;
 pub mod schema;
+pub mod spec_args;
+pub mod status;
+pub mod test_impersonation;
 pub mod validate;
 
 use std::io::IsTerminal;
@@ -56,6 +63,18 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a siu/v1 spec.
     Schema(schema::SchemaArgs),
+    /// Run the update loop with the applied configuration, reconciling in the background.
+    Run(run::RunArgs),
+    /// Read the live state and show what apply would change, and why.
+    Plan(plan::PlanArgs),
+    /// Make the changes of a plan, check the result and record it.
+    Apply(apply::ApplyArgs),
+    /// Show whether the service is on and what the last apply found.
+    Status(status::StatusArgs),
+    /// Write the live configuration as a spec to standard output.
+    Export(export::ExportArgs),
+    /// Open one mailbox's Sent Items as the update loop does, to check access.
+    TestImpersonation(test_impersonation::TestImpersonationArgs),
     /// Run the lab, a loopback emulator of the servers siuctl talks to, and drive it.
     #[command(subcommand)]
     Lab(lab::LabCommand),
@@ -81,6 +100,12 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args).map(ExitCode::from),
         Command::Schema(args) => schema::run(args).map(ExitCode::from),
+        Command::Run(args) => run::run(args).map(ExitCode::from),
+        Command::Plan(args) => plan::run(args).map(ExitCode::from),
+        Command::Apply(args) => apply::run(args).map(ExitCode::from),
+        Command::Status(args) => status::run(args).map(ExitCode::from),
+        Command::Export(args) => export::run(args).map(ExitCode::from),
+        Command::TestImpersonation(args) => test_impersonation::run(args).map(ExitCode::from),
         Command::Lab(command) => lab::run_blocking(command),
     };
     match result {

@@ -15,6 +15,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use siu_specs::DesiredState;
+use siu_specs::desired::Environment;
+
+use super::decide::Decision;
 use super::view::View;
 
 /// The format version of saved plan files.
@@ -113,6 +117,14 @@ pub enum Step {
     EnableAccount,
     /// Add the service account to Domain Users.
     AddToDomainUsers,
+    /// Set a new generated password on the service account and write it to the spec's file.
+    ResetAccountPassword,
+    /// Move a secret that an interrupted apply staged next to `file` into place. The remote
+    /// change that made it valid had succeeded, so only the file write is left.
+    FinishSecretWrite {
+        /// The secret file the spec names.
+        file: PathBuf,
+    },
     /// Grant ApplicationImpersonation (with the spec's management scope).
     GrantImpersonation,
     /// Register the Entra application.
@@ -141,12 +153,25 @@ pub enum Step {
 }
 
 impl Step {
+    /// Tells whether the step is independent of the next steps of its action, so that its
+    /// failure leaves them to run. Each app role grant is independent of the others.
+    pub fn is_independent(&self) -> bool {
+        matches!(self, Step::GrantAppRole { .. })
+    }
+
     /// What the step does, for the apply report.
     pub fn describe(&self) -> String {
         match self {
             Step::CreateAccount => "create the service account".into(),
             Step::EnableAccount => "enable the service account".into(),
             Step::AddToDomainUsers => "add the service account to Domain Users".into(),
+            Step::ResetAccountPassword => {
+                "set a new password on the service account and write it to the password file".into()
+            }
+            Step::FinishSecretWrite { file } => format!(
+                "keep the secret that an interrupted apply staged for {}",
+                file.display()
+            ),
             Step::GrantImpersonation => "grant ApplicationImpersonation".into(),
             Step::CreateApplication => "register the application".into(),
             Step::UpdateRequiredPermissions => "set the application's required permissions".into(),
@@ -236,6 +261,64 @@ pub struct Plan {
     pub live: View,
     /// One action per resource, in dependency order.
     pub actions: Vec<Action>,
+    /// Findings of the reads that the views leave out, because they change without anyone
+    /// changing the setup, such as the number of mailboxes in scope.
+    #[serde(default)]
+    pub facts: Facts,
+}
+
+/// Facts a plan reports beside its actions. They are not part of the live fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Facts {
+    /// The on-premises EWS URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ews_url: Option<String>,
+    /// The source of the EWS URL: `spec` or `Autodiscover`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ews_url_source: Option<String>,
+    /// The scope and how many mailboxes it selects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<ScopeSummary>,
+}
+
+/// The scope as the directory resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeSummary {
+    /// `all`, `only` or `allExcept`.
+    pub mode: String,
+    /// Users listed in the spec.
+    pub users: usize,
+    /// Groups listed in the spec.
+    pub groups: usize,
+    /// Users with a mail address that the scope selects, when the directory could count
+    /// them.
+    pub mailboxes: Option<usize>,
+}
+
+impl std::fmt::Display for ScopeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mode.as_str() {
+            "all" => f.write_str("all mailboxes")?,
+            mode => write!(
+                f,
+                "{mode} {} {} and {} {}",
+                self.users,
+                if self.users == 1 { "user" } else { "users" },
+                self.groups,
+                if self.groups == 1 { "group" } else { "groups" },
+            )?,
+        }
+        if let Some(count) = self.mailboxes {
+            write!(
+                f,
+                " ({count} {} in scope)",
+                if count == 1 { "mailbox" } else { "mailboxes" }
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts of actions by kind.
@@ -318,9 +401,16 @@ impl Plan {
                 let _ = writeln!(text, "      remedy: {remedy}");
             }
         }
+        if let Some(url) = &self.facts.ews_url {
+            let source = self.facts.ews_url_source.as_deref().unwrap_or("spec");
+            let _ = writeln!(text, "\nEWS on-premises: {url} (from {source})");
+        }
+        if let Some(scope) = &self.facts.scope {
+            let _ = writeln!(text, "Scope: {scope}");
+        }
         let diff = View::diff(&self.live, &self.desired);
         if !diff.is_empty() {
-            let _ = writeln!(text, "\nDesired compared with live:\n{diff}");
+            let _ = write!(text, "\nDesired compared with live:\n{diff}");
         }
         let s = self.summary();
         let _ = writeln!(
@@ -337,10 +427,43 @@ impl Plan {
 
 /// The fingerprint of a view: SHA-256 of its rendering.
 pub fn fingerprint(view: &View) -> String {
-    Sha256::digest(view.render().as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(view.render().as_bytes()))
+}
+
+/// Computes the fingerprint of a spec: SHA-256 of its desired view and of every normalized
+/// value, so that a change a view leaves out (a URL, a timeout) invalidates a saved plan too.
+pub fn desired_fingerprint(desired: &DesiredState, view: &View) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(view.render().as_bytes());
+    hasher.update(serde_json::to_vec(desired).expect("the desired state serializes"));
+    hex(&hasher.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Plan {
+    /// Builds the plan of a decision about `desired`.
+    pub fn new(desired: &DesiredState, decision: Decision) -> Self {
+        Plan {
+            format: PLAN_FORMAT,
+            spec_path: desired.spec_path.clone(),
+            name: desired.name.clone(),
+            environment: match desired.environment {
+                Environment::OnPremises => "onPremises",
+                Environment::Hybrid => "hybrid",
+            }
+            .to_owned(),
+            created: Utc::now(),
+            desired_fingerprint: desired_fingerprint(desired, &decision.desired),
+            live_fingerprint: fingerprint(&decision.live),
+            desired: decision.desired,
+            live: decision.live,
+            actions: decision.actions,
+            facts: decision.facts,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -364,6 +487,7 @@ mod tests {
             desired,
             live,
             actions,
+            facts: Facts::default(),
         }
     }
 

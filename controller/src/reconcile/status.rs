@@ -131,6 +131,9 @@ pub struct StatusFile {
     pub last_apply: Option<ApplyRecord>,
     /// The last background reconcile of `siuctl run`.
     pub last_reconcile: Option<DateTime<Utc>>,
+    /// The scope as the last apply or reconcile resolved it.
+    #[serde(default)]
+    pub scope: Option<super::plan::ScopeSummary>,
     /// Conditions, in report order.
     pub conditions: Vec<Condition>,
 }
@@ -194,6 +197,7 @@ mod tests {
             account: "svc@contoso.com".into(),
             last_apply: None,
             last_reconcile: None,
+            scope: None,
             conditions: vec![Condition {
                 last_transition: then,
                 ..Condition::new(

@@ -21,7 +21,7 @@ use url::Url;
 use crate::desired::{DesiredState, ShellCommand};
 use crate::diagnostic::{Problem, Span};
 use crate::secret::{SecretRef, SecretSpec};
-use crate::source_map::{SourceMap, join_key};
+use crate::source_map::{SourceMap, join_index, join_key};
 use crate::spec::{Environment, ShellSpec, Spec};
 
 /// Default and range of a command's `timeout`.
@@ -122,6 +122,17 @@ impl Validator<'_> {
         self.push(self.map.key_span(path), path, message)
     }
 
+    /// Records a problem with the value at `path` whose snippets mask that value, because
+    /// it may contain a secret.
+    fn error_hiding_value(&mut self, path: &str, message: impl Into<String>) -> &mut Problem {
+        let span = self.map.value_span(path);
+        let problem = self.push(span, path, message);
+        if let Some(span) = span {
+            problem.hidden.push(span.start.byte..span.end.byte);
+        }
+        problem
+    }
+
     fn push(&mut self, span: Option<Span>, path: &str, message: impl Into<String>) -> &mut Problem {
         self.problems
             .push(Problem::new(span, message).with_field(path));
@@ -153,11 +164,8 @@ impl Validator<'_> {
 
     /// Resolves a path from the spec against the spec file's directory.
     fn path(&mut self, field: &str, path: &Path) -> Option<PathBuf> {
-        if path.as_os_str().is_empty() {
-            self.error(
-                field,
-                format!("`{field}` is empty; give a file or directory path"),
-            );
+        if let Err(message) = values::check_path(path) {
+            self.error(field, format!("invalid `{field}`: {message}"));
             return None;
         }
         Some(self.spec_dir.join(path))
@@ -190,7 +198,15 @@ impl Validator<'_> {
             SecretSpec::Reference(SecretRef::FromEnv(variable)) => {
                 let path = join_key(field, "fromEnv");
                 if let Err(message) = values::check_env_name(variable) {
-                    self.error(&path, format!("invalid `{path}`: {message}"));
+                    let (example, _) = secret_examples(field);
+                    self.error_hiding_value(
+                        &path,
+                        format!("invalid `{path}`: {message}, for example `{example}`"),
+                    )
+                    .help = Some(
+                        "`fromEnv` takes the name of the environment variable that contains the secret; the value is not shown because it may be the secret itself"
+                            .to_owned(),
+                    );
                     return None;
                 }
                 Some(SecretRef::FromEnv(variable.clone()))
@@ -211,20 +227,47 @@ impl Validator<'_> {
         allow_http: bool,
         http_help: &str,
     ) -> Option<Url> {
+        let has_userinfo = values::userinfo_range(text).is_some();
+        // The URL parser drops tabs and line breaks, so a URL split across lines would
+        // silently become another URL.
+        if text.contains(char::is_control) {
+            self.error(
+                field,
+                format!(
+                    "invalid `{field}`: `{}` contains a control character such as a tab or line break",
+                    values::redact_userinfo(text)
+                ),
+            )
+            .help = Some("write the URL on one line, without tabs".to_owned());
+            return None;
+        }
         let url = match Url::parse(text) {
             Ok(url) => url,
             Err(error) => {
-                self.error(
-                    field,
-                    format!("invalid `{field}`: `{text}` is not a URL ({error})"),
-                )
-                .help = Some(
+                let message = format!(
+                    "invalid `{field}`: `{}` is not a URL ({error})",
+                    values::redact_userinfo(text)
+                );
+                let problem = if has_userinfo {
+                    self.error_hiding_value(field, message)
+                } else {
+                    self.error(field, message)
+                };
+                problem.help = Some(
                     "write a full URL such as `https://mail.contoso.com/EWS/Exchange.asmx`"
                         .to_owned(),
                 );
                 return None;
             }
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            self.error_hiding_value(field, format!("`{field}` contains a user name or password"))
+                .help = Some(
+                "remove the credentials from the URL; siuctl signs in with the configured account"
+                    .to_owned(),
+            );
+            return None;
+        }
         match url.scheme() {
             "https" => {}
             "http" if allow_http => {}
@@ -244,16 +287,14 @@ impl Validator<'_> {
                 return None;
             }
         }
-        if url.host().is_none() {
+        // The URL parser reads `https:///EWS` as the host `ews`.
+        if url.host().is_none() || text.contains(":///") {
             self.error(field, format!("`{field}` has no host"));
             return None;
         }
-        if !url.username().is_empty() || url.password().is_some() {
-            self.error(field, format!("`{field}` contains a user name or password"))
-                .help = Some(
-                "remove the credentials from the URL; siuctl signs in with the configured account"
-                    .to_owned(),
-            );
+        if url.port() == Some(0) {
+            self.error(field, format!("`{field}` has port 0")).help =
+                Some("remove the port to use 443, or give the port that serves it".to_owned());
             return None;
         }
         Some(url)
@@ -296,10 +337,28 @@ impl Validator<'_> {
                 .help = Some("give the program and its arguments, for example `[pwsh, -NoProfile, -NonInteractive, -File, scripts/exchange-session.ps1]`".to_owned());
             return None;
         };
+        let program_path = format!("{command_path}[0]");
         if program.trim().is_empty() {
             self.error(
-                &format!("{command_path}[0]"),
+                &program_path,
                 format!("the program in `{command_path}` is empty"),
+            );
+            return None;
+        }
+        if program.starts_with('-') {
+            self.error(
+                &program_path,
+                format!("invalid `{program_path}`: the program `{program}` starts with `-`, so it looks like an option"),
+            )
+            .help = Some("the first item of `command` is the program, such as `pwsh`, and its arguments follow".to_owned());
+            return None;
+        }
+        // The operating system passes arguments as NUL-terminated strings.
+        if let Some(index) = shell.command.iter().position(|item| item.contains('\0')) {
+            let item_path = join_index(&command_path, index);
+            self.error(
+                &item_path,
+                format!("invalid `{item_path}`: contains a NUL character, which a command line cannot contain"),
             );
             return None;
         }

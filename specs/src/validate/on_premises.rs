@@ -138,7 +138,19 @@ impl Validator<'_> {
                 None
             }
         };
+        let bind_user_field = format!("{BASE}.bindUser");
         let bind_user = match values::parse_bind_user(&directory.bind_user) {
+            // `DOMAIN\user:password` or `user@domain:password` puts a password in a field
+            // that messages show, so the value is masked. A distinguished name may contain
+            // `:` in a value and is checked as a DN.
+            _ if !directory.bind_user.contains('=') && directory.bind_user.contains(':') => {
+                self.error_hiding_value(
+                    &bind_user_field,
+                    format!("invalid `{bind_user_field}`: contains `:`, which a user name cannot contain"),
+                )
+                .help = Some("give the user name alone; if the text after `:` is a password, reference it in `bindPassword` instead".to_owned());
+                None
+            }
             Ok(user) => Some(user),
             Err(message) => {
                 self.error(
@@ -168,20 +180,44 @@ impl Validator<'_> {
         let start_tls = directory.start_tls.unwrap_or(false);
         let allow_plaintext = directory.allow_plaintext.unwrap_or(false);
 
+        let has_userinfo = values::userinfo_range(&directory.url).is_some();
+        // The URL parser drops tabs and line breaks, so a URL split across lines would
+        // silently become another URL.
+        if directory.url.contains(char::is_control) {
+            self.error(
+                FIELD,
+                format!(
+                    "invalid `{FIELD}`: `{}` contains a control character such as a tab or line break",
+                    values::redact_userinfo(&directory.url)
+                ),
+            )
+            .help = Some("write the URL on one line, without tabs".to_owned());
+            return None;
+        }
         let url = match Url::parse(&directory.url) {
             Ok(url) => url,
             Err(error) => {
-                self.error(
-                    FIELD,
-                    format!(
-                        "invalid `{FIELD}`: `{}` is not a URL ({error})",
-                        directory.url
-                    ),
-                )
-                .help = Some("write it like `ldaps://dc1.contoso.com`".to_owned());
+                let message = format!(
+                    "invalid `{FIELD}`: `{}` is not a URL ({error})",
+                    values::redact_userinfo(&directory.url)
+                );
+                let problem = if has_userinfo {
+                    self.error_hiding_value(FIELD, message)
+                } else {
+                    self.error(FIELD, message)
+                };
+                problem.help = Some("write it like `ldaps://dc1.contoso.com`".to_owned());
                 return None;
             }
         };
+        if !url.username().is_empty() || url.password().is_some() {
+            self.error_hiding_value(FIELD, format!("`{FIELD}` contains a user name or password"))
+                .help = Some(
+                "remove them from the URL; siuctl binds as `bindUser` with `bindPassword`"
+                    .to_owned(),
+            );
+            return None;
+        }
         if url.host().is_none() {
             self.error(FIELD, format!("`{FIELD}` has no host"));
             return None;

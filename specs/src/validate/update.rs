@@ -117,8 +117,9 @@ impl Validator<'_> {
             } else if group.contains('@') {
                 values::normalize_address(group)
                     .map(|address| GroupRef::Address(address.to_lowercase()))
-            } else if group.trim().is_empty() || group.chars().any(char::is_control) {
-                Err("is empty or contains control characters".to_owned())
+            } else if group.trim().is_empty() || group.chars().any(crate::diagnostic::is_invisible)
+            {
+                Err("is empty or contains invisible characters".to_owned())
             } else {
                 Ok(GroupRef::Name(group.trim().to_owned()))
             };

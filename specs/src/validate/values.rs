@@ -3,11 +3,13 @@
 //! wrong, without the field path, which the caller adds.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use crate::desired::{BindUser, Host};
+use crate::diagnostic::is_invisible;
 
 /// Checks `metadata.name`: 1 to 63 of `a-z`, `0-9` and `-`, starting and ending with a
 /// letter or digit, like a DNS label (RFC 1123).
@@ -58,10 +60,7 @@ pub(crate) fn normalize_domain(name: &str) -> Result<String, String> {
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
         {
-            return Err(format!(
-                "`{name}` contains `{}`, which is not allowed in a host name",
-                bad.escape_default()
-            ));
+            return Err(bad_domain_character(&name, bad));
         }
         if label.starts_with('-') || label.ends_with('-') {
             return Err(format!("`{name}` has a label that starts or ends with `-`"));
@@ -78,6 +77,26 @@ pub(crate) fn normalize_domain(name: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// Describes a character that a host name cannot contain. An internationalized domain
+/// name gets its ASCII form (Punycode), which is what DNS and siuctl use.
+fn bad_domain_character(name: &str, bad: char) -> String {
+    let character = if is_invisible(bad) {
+        bad.escape_default().to_string()
+    } else {
+        bad.to_string()
+    };
+    let message = format!("`{name}` contains `{character}`, which is not allowed in a host name");
+    if bad.is_ascii() || !bad.is_alphanumeric() {
+        return message;
+    }
+    match url::Host::parse(name) {
+        Ok(url::Host::Domain(ascii)) if ascii.is_ascii() => {
+            format!("{message}; write the domain in its ASCII form, `{ascii}`")
+        }
+        _ => format!("{message}; write the domain in its ASCII form (`xn--...`)"),
+    }
+}
+
 /// Parses a server given as a fully qualified domain name or an IPv4 or IPv6 address
 /// (brackets around IPv6 are accepted).
 pub(crate) fn parse_host(text: &str) -> Result<Host, String> {
@@ -87,6 +106,16 @@ pub(crate) fn parse_host(text: &str) -> Result<Host, String> {
         .unwrap_or(text);
     if let Ok(address) = unbracketed.parse::<IpAddr>() {
         return Ok(Host::Ip(address));
+    }
+    if let Some((address, _)) = unbracketed.split_once('%')
+        && address.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        return Err(format!(
+            "`{text}` has an IPv6 zone (`%...`), which siuctl does not support; give a global IPv6 address or a host name"
+        ));
+    }
+    if text.starts_with('[') && !text.contains(']') {
+        return Err(format!("`{text}` has an unmatched `[`"));
     }
     if text.contains("://") || text.contains('/') {
         return Err(format!(
@@ -107,6 +136,16 @@ pub(crate) fn normalize_address(text: &str) -> Result<String, String> {
     let Some((local, domain)) = text.split_once('@') else {
         return Err(format!("`{text}` is not of the form `user@domain`"));
     };
+    if let Some(bad) = text.chars().find(|c| is_invisible(*c)) {
+        return Err(format!(
+            "`{text}` contains the invisible character `{}`; retype the address",
+            bad.escape_default()
+        ));
+    }
+    if domain.contains('@') {
+        return Err(format!("`{text}` contains more than one `@`"));
+    }
+
     if local.is_empty() {
         return Err(format!("`{text}` has nothing before `@`"));
     }
@@ -122,9 +161,56 @@ pub(crate) fn normalize_address(text: &str) -> Result<String, String> {
             bad.escape_default()
         ));
     }
-    let domain = normalize_domain(domain)
-        .map_err(|_| format!("`{text}` does not end in a valid domain such as `contoso.com`"))?;
+
+    if domain.is_empty() {
+        return Err(format!("`{text}` has nothing after `@`"));
+    }
+    // A user principal name is matched as written, so `contoso.com.` would not match
+    // `contoso.com`.
+    if domain.ends_with('.') {
+        return Err(format!("`{text}` ends with `.`; remove the trailing dot"));
+    }
+    if domain.trim_matches(['[', ']']).parse::<IpAddr>().is_ok() {
+        return Err(format!(
+            "`{text}` ends in an IP address; an address ends in a domain name such as `contoso.com`"
+        ));
+    }
+    if !domain.contains('.') {
+        return Err(format!(
+            "`{text}` does not end in a full domain name such as `contoso.com`"
+        ));
+    }
+    let domain = normalize_domain(domain).map_err(|message| {
+        format!("`{text}` does not end in a valid domain such as `contoso.com` ({message})")
+    })?;
     Ok(format!("{local}@{domain}"))
+}
+
+/// Checks a file or directory path from the spec for mistakes that make it unusable.
+pub(crate) fn check_path(path: &Path) -> Result<(), String> {
+    let text = path.to_string_lossy();
+    if text.trim().is_empty() {
+        return Err("is empty; give a file or directory path".to_owned());
+    }
+    if text.contains('\0') {
+        return Err("contains a NUL character, which a path cannot contain".to_owned());
+    }
+    if let Some(bad) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains the control character `{}`; remove it",
+            bad.escape_default()
+        ));
+    }
+    if text.starts_with('~') {
+        return Err(
+            "starts with `~`, but siuctl does not expand `~`; write the full path, such as `/home/siu/spool`"
+                .to_owned(),
+        );
+    }
+    if text.contains("://") {
+        return Err(format!("`{text}` is a URL; give a file or directory path"));
+    }
+    Ok(())
 }
 
 /// Checks the syntax of a distinguished name: comma-separated `attribute=value` parts,
@@ -260,6 +346,12 @@ pub(crate) fn normalize_thumbprint(text: &str) -> Result<String, String> {
             bad.escape_default()
         ));
     }
+    if digits.len() == 64 {
+        return Err(
+            "has 64 hexadecimal digits, so it is a SHA-256 thumbprint; give the SHA-1 thumbprint, which has 40"
+                .to_owned(),
+        );
+    }
     if digits.len() != 40 {
         return Err(format!(
             "has {} hexadecimal digits; a SHA-1 thumbprint has 40",
@@ -270,7 +362,8 @@ pub(crate) fn normalize_thumbprint(text: &str) -> Result<String, String> {
 }
 
 /// Checks the name of an environment variable: a letter or `_`, then letters, digits and
-/// `_`.
+/// `_`. The message leaves the name out, because a name that fails this check may be a
+/// secret written in its place.
 pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
     let valid = chars
@@ -280,15 +373,43 @@ pub(crate) fn check_env_name(name: &str) -> Result<(), String> {
     if valid {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` is not an environment variable name; use letters, digits and `_`, for example `AD_BIND_PASSWORD`"
-        ))
+        Err("not an environment variable name; use letters, digits and `_`".to_owned())
+    }
+}
+
+/// Returns the byte range of the user name and password in a URL such as
+/// `https://user:password@host/`, including the `@`.
+pub(crate) fn userinfo_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://")? + 3;
+    let authority_end = url[start..]
+        .find(['/', '\\', '?', '#'])
+        .map_or(url.len(), |offset| start + offset);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some(start..at + 1)
+}
+
+/// Returns `url` with its user name and password replaced by `[redacted]`, for messages.
+pub(crate) fn redact_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    match userinfo_range(url) {
+        Some(range) => format!("{}[redacted]@{}", &url[..range.start], &url[range.end..]).into(),
+        None => url.into(),
     }
 }
 
 /// Parses a duration such as `90s`, `15m` or `1h 30m` and checks it against a range.
 pub(crate) fn parse_duration(text: &str, min: Duration, max: Duration) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|error| {
+    let trimmed = text.trim();
+    if trimmed.starts_with('-') {
+        return Err(format!(
+            "`{text}` is negative; write a duration of zero or more"
+        ));
+    }
+    if trimmed.starts_with(['P', 'p']) && trimmed.contains(|c: char| c.is_ascii_digit()) {
+        return Err(format!(
+            "`{text}` is an ISO 8601 duration, which siuctl does not read; write a number and a unit, for example `1d` for `P1D` or `15m` for `PT15M`"
+        ));
+    }
+    let duration = humantime::parse_duration(trimmed).map_err(|error| {
         format!("`{text}` is not a duration ({error}); write a number and a unit, for example `90s`, `15m` or `1h 30m`")
     })?;
     if duration < min || duration > max {
@@ -374,6 +495,81 @@ mod tests {
     }
 
     #[test]
+    fn normalize_address_rejects_invisible_characters() {
+        for text in [
+            "svc\u{200b}@contoso.com",
+            "svc\u{202e}@contoso.com",
+            "\u{feff}svc@contoso.com",
+        ] {
+            let message = normalize_address(text).unwrap_err();
+
+            assert!(message.contains("invisible character"), "{message}");
+        }
+    }
+
+    #[test]
+    fn normalize_address_explains_domain_problems() {
+        let cases = [
+            ("svc@contoso.com.", "ends with `.`"),
+            ("user@@contoso.com", "more than one `@`"),
+            ("svc@bücher.de", "ASCII form"),
+            ("svc@con_toso.com", "contains `_`"),
+            ("svc@contoso", "full domain name"),
+            ("svc@192.168.1.1", "IP address"),
+        ];
+        for (text, expected) in cases {
+            let message = normalize_address(text).unwrap_err();
+
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+    }
+
+    #[test]
+    fn check_path_rejects_unusable_paths() {
+        let cases = [
+            ("spo\0ol", "NUL character"),
+            ("spo\nol", "control character"),
+            ("   ", "empty"),
+            ("~/spool", "does not expand `~`"),
+            ("file:///var/spool", "URL"),
+        ];
+        for (text, expected) in cases {
+            let message = check_path(Path::new(text)).unwrap_err();
+
+            assert!(message.contains(expected), "{text:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn check_path_accepts_ordinary_paths() {
+        for text in [
+            "spool",
+            "/var/spool/siuctl",
+            "../state",
+            "my dir/spool",
+            "a~b",
+        ] {
+            assert_eq!(check_path(Path::new(text)), Ok(()), "{text}");
+        }
+    }
+
+    #[test]
+    fn parse_host_names_zone_and_bracket_problems() {
+        let cases = [
+            ("fe80::1%eth0", "zone"),
+            ("[fe80::1%25eth0]", "zone"),
+            ("[2001:db8::1", "`[`"),
+            ("[2001:db8::1]:443", "port"),
+            ("mail.bücher.de", "ASCII form"),
+        ];
+        for (text, expected) in cases {
+            let message = parse_host(text).unwrap_err();
+
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+    }
+
+    #[test]
     fn check_dn_accepts_escaped_commas() {
         assert_eq!(
             check_dn("CN=Smith\\, John,OU=Users,DC=contoso,DC=com"),
@@ -453,12 +649,60 @@ mod tests {
     }
 
     #[test]
+    fn normalize_thumbprint_recognizes_sha256() {
+        let message = normalize_thumbprint(&"A".repeat(64)).unwrap_err();
+
+        assert!(message.contains("SHA-256"), "{message}");
+    }
+
+    #[test]
+    fn parse_duration_explains_common_mistakes() {
+        let min = Duration::ZERO;
+        let max = Duration::from_secs(3600);
+
+        for (text, expected) in [
+            ("P1D", "ISO 8601"),
+            ("PT15M", "ISO 8601"),
+            ("-5s", "negative"),
+            (" -1h", "negative"),
+        ] {
+            let message = parse_duration(text, min, max).unwrap_err();
+
+            assert!(message.contains(expected), "{text}: {message}");
+        }
+    }
+
+    #[test]
     fn check_env_name_rejects_invalid_names() {
         assert_eq!(check_env_name("AD_BIND_PASSWORD"), Ok(()));
         assert_eq!(check_env_name("_x1"), Ok(()));
         for name in ["", "1A", "A-B", "A B", "$A"] {
             assert!(check_env_name(name).is_err(), "{name}");
         }
+    }
+
+    #[test]
+    fn check_env_name_hides_rejected_name() {
+        let message = check_env_name("hunter2!").unwrap_err();
+
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn redact_userinfo_hides_credentials() {
+        assert_eq!(
+            redact_userinfo("https://siu:hunter2@mail.contoso.com/EWS/Exchange.asmx"),
+            "https://[redacted]@mail.contoso.com/EWS/Exchange.asmx"
+        );
+        assert_eq!(
+            redact_userinfo("ldaps://a@b:c@dc1.contoso.com"),
+            "ldaps://[redacted]@dc1.contoso.com"
+        );
+        assert_eq!(
+            redact_userinfo("https://mail.contoso.com/EWS/user@contoso.com"),
+            "https://mail.contoso.com/EWS/user@contoso.com"
+        );
+        assert_eq!(redact_userinfo("mail.contoso.com"), "mail.contoso.com");
     }
 
     #[test]

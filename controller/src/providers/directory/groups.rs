@@ -204,13 +204,81 @@ impl DirectoryClient {
         &self,
         group_dn: &str,
     ) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let (mut found, group_sids) = self.linked_members(group_dn).await?;
+        self.add_primary_group_members(&group_sids, &mut found)
+            .await?;
+        Ok(found.into_sorted())
+    }
+
+    /// Resolves the transitive members of each group of `group_dns` as
+    /// [`transitive_members`](Self::transitive_members) does for one, and returns them in the
+    /// order of `group_dns`. The groups are expanded concurrently over this connection, and
+    /// the accounts whose primary group is one of them or of their nested groups are found
+    /// with one search for all groups together instead of one per group, because that
+    /// attribute search scans every account where the server does not index it.
+    pub async fn transitive_members_of_groups(
+        &self,
+        group_dns: &[String],
+    ) -> Result<Vec<Vec<DirectoryObject>>, DirectoryError> {
+        // 1. Each group's members through `member` links, with the SIDs of the groups in it.
+        let linked = futures::future::join_all(
+            group_dns
+                .iter()
+                .map(|group_dn| self.linked_members(group_dn)),
+        )
+        .await;
+        let mut expansions = Vec::with_capacity(linked.len());
+        for result in linked {
+            expansions.push(result?);
+        }
+
+        // 2. One lookup of the accounts whose primary group is any of those groups.
+        let domain_sid = self.domain_sid().await?;
+        let rids_of = |sids: &[Sid]| -> HashSet<u32> {
+            sids.iter()
+                .filter(|sid| sid.domain().as_ref() == Some(&domain_sid))
+                .filter_map(Sid::rid)
+                .collect()
+        };
+        let mut all_rids: Vec<u32> = expansions
+            .iter()
+            .flat_map(|(_, sids)| rids_of(sids))
+            .collect();
+        all_rids.sort_unstable();
+        all_rids.dedup();
+        let primary = self.primary_group_accounts(&all_rids).await?;
+
+        // 3. Each account joins the groups that contain its primary group.
+        Ok(expansions
+            .into_iter()
+            .map(|(mut found, sids)| {
+                let rids = rids_of(&sids);
+                for (rid, object) in &primary {
+                    if rids.contains(rid) {
+                        found.insert(object.clone());
+                    }
+                }
+                found.into_sorted()
+            })
+            .collect())
+    }
+
+    /// Resolves the members of a group through `member` links at any depth, with the
+    /// settings' [`TransitiveStrategy`], and returns them with the SIDs of the group and of
+    /// every nested group. With `Auto`, a server that announces Active Directory gets the
+    /// in-chain rule and any other server the walk. A rejected in-chain search falls back
+    /// to the walk.
+    async fn linked_members(
+        &self,
+        group_dn: &str,
+    ) -> Result<(MemberSet, Vec<Sid>), DirectoryError> {
         match self.transitive_strategy {
-            TransitiveStrategy::InChain => self.transitive_members_in_chain(group_dn).await,
-            TransitiveStrategy::Walk => self.transitive_members_by_walk(group_dn).await,
+            TransitiveStrategy::InChain => self.linked_members_in_chain(group_dn).await,
+            TransitiveStrategy::Walk => self.linked_members_by_walk(group_dn).await,
             TransitiveStrategy::Auto if !self.root_dse().is_active_directory() => {
-                self.transitive_members_by_walk(group_dn).await
+                self.linked_members_by_walk(group_dn).await
             }
-            TransitiveStrategy::Auto => match self.transitive_members_in_chain(group_dn).await {
+            TransitiveStrategy::Auto => match self.linked_members_in_chain(group_dn).await {
                 Err(DirectoryError::Operation { status, .. })
                     if matches!(status.code, 2 | 18 | 53) =>
                 {
@@ -219,7 +287,7 @@ impl DirectoryClient {
                         %status,
                         "the server rejected the in-chain matching rule; walking the member attribute instead"
                     );
-                    self.transitive_members_by_walk(group_dn).await
+                    self.linked_members_by_walk(group_dn).await
                 }
                 result => result,
             },
@@ -232,6 +300,16 @@ impl DirectoryClient {
         &self,
         group_dn: &str,
     ) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let (mut found, group_sids) = self.linked_members_in_chain(group_dn).await?;
+        self.add_primary_group_members(&group_sids, &mut found)
+            .await?;
+        Ok(found.into_sorted())
+    }
+
+    async fn linked_members_in_chain(
+        &self,
+        group_dn: &str,
+    ) -> Result<(MemberSet, Vec<Sid>), DirectoryError> {
         let top = self.read_group_by_dn(group_dn).await?;
         let filter = format!(
             "(memberOf:{IN_CHAIN_MATCHING_RULE}:={})",
@@ -250,9 +328,7 @@ impl DirectoryClient {
             }
             found.insert(object);
         }
-        self.add_primary_group_members(&group_sids, &mut found)
-            .await?;
-        Ok(found.into_sorted())
+        Ok((found, group_sids))
     }
 
     /// Resolves transitive members breadth-first: reads each group's `member` values with
@@ -263,6 +339,16 @@ impl DirectoryClient {
         &self,
         group_dn: &str,
     ) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let (mut found, group_sids) = self.linked_members_by_walk(group_dn).await?;
+        self.add_primary_group_members(&group_sids, &mut found)
+            .await?;
+        Ok(found.into_sorted())
+    }
+
+    async fn linked_members_by_walk(
+        &self,
+        group_dn: &str,
+    ) -> Result<(MemberSet, Vec<Sid>), DirectoryError> {
         let top = self.read_group_by_dn(group_dn).await?;
         let mut found = MemberSet::new(&top.dn);
         let mut group_sids: Vec<Sid> = top.object_sid.iter().cloned().collect();
@@ -288,10 +374,7 @@ impl DirectoryClient {
             groups = visited_groups.len(),
             "walked nested groups"
         );
-
-        self.add_primary_group_members(&group_sids, &mut found)
-            .await?;
-        Ok(found.into_sorted())
+        Ok((found, group_sids))
     }
 
     /// Adds an object to a group's `member`. Returns `false` when it was a member already.
@@ -325,6 +408,26 @@ impl DirectoryClient {
             }
             Err(error) => Err(error),
         }
+    }
+
+    /// Lists the person accounts under the base DN that have a `mail` address, sorted by
+    /// DN. These are the accounts that can have a mailbox; the reconciler counts them for
+    /// a scope of every mailbox and picks sample mailboxes from them.
+    pub async fn users_with_mail(&self) -> Result<Vec<DirectoryObject>, DirectoryError> {
+        let entries = self
+            .search_paged(
+                self.base_dn(),
+                Scope::Subtree,
+                "(&(objectCategory=person)(objectClass=user)(mail=*))",
+                &OBJECT_ATTRIBUTES,
+            )
+            .await?;
+        let mut objects = entries
+            .iter()
+            .map(parse_object)
+            .collect::<Result<Vec<_>, _>>()?;
+        objects.sort_by_key(|object| dn_key(&object.dn));
+        Ok(objects)
     }
 
     async fn read_group_by_dn(&self, group_dn: &str) -> Result<Group, DirectoryError> {
@@ -392,6 +495,20 @@ impl DirectoryClient {
             .filter(|sid| sid.domain().as_ref() == Some(&domain_sid))
             .filter_map(Sid::rid)
             .collect();
+        for (_, object) in self.primary_group_accounts(&rids).await? {
+            found.insert(object);
+        }
+        Ok(())
+    }
+
+    /// Finds the accounts whose `primaryGroupID` is one of `rids`, each with that RID.
+    async fn primary_group_accounts(
+        &self,
+        rids: &[u32],
+    ) -> Result<Vec<(u32, DirectoryObject)>, DirectoryError> {
+        let mut attributes = OBJECT_ATTRIBUTES.to_vec();
+        attributes.push("primaryGroupID");
+        let mut accounts = Vec::new();
         for batch in rids.chunks(PRIMARY_GROUP_BATCH_SIZE) {
             let clauses: String = batch
                 .iter()
@@ -399,13 +516,16 @@ impl DirectoryClient {
                 .collect();
             let filter = format!("(|{clauses})");
             let entries = self
-                .search_paged(self.base_dn(), Scope::Subtree, &filter, &OBJECT_ATTRIBUTES)
+                .search_paged(self.base_dn(), Scope::Subtree, &filter, &attributes)
                 .await?;
             for entry in &entries {
-                found.insert(parse_object(entry)?);
+                let Some(rid) = optional_integer::<u32>(entry, "primaryGroupID")? else {
+                    continue;
+                };
+                accounts.push((rid, parse_object(entry)?));
             }
         }
-        Ok(())
+        Ok(accounts)
     }
 }
 

@@ -20,6 +20,9 @@ use super::ntlm::{
 };
 use crate::http::{HttpError, HttpSettings};
 
+/// How often an NTLM handshake whose AUTHENTICATE was rejected is repeated.
+const NTLM_HANDSHAKE_RETRIES: usize = 2;
+
 /// A request to send: method, URL, extra headers and body.
 pub(crate) struct HttpRequest<'a> {
     pub(crate) method: Method,
@@ -93,7 +96,23 @@ impl Transport {
             (EwsAuth::Ntlm { username, password }, Some(pool)) => {
                 let mut checked_out = pool.checkout().await;
                 let connection = checked_out.connection();
-                let result = send_ntlm(connection, request, username, password).await;
+                let mut result = send_ntlm(connection, request, username, password).await;
+                // hyper returns a connection to the client's pool from its connection task
+                // after the CHALLENGE's body is read, so the AUTHENTICATE can leave on a new
+                // connection that never saw the CHALLENGE, and the server rejects it with
+                // 401. The handshake is repeated for that case.
+                // TODO-correctness: a dedicated hyper connection per NTLM client would
+                // remove the race. Until then a wrong password costs up to three failed
+                // logons per request towards AD's lockout threshold.
+                for _ in 0..NTLM_HANDSHAKE_RETRIES {
+                    match &result {
+                        Ok((response, false)) if response.status == StatusCode::UNAUTHORIZED => {
+                            debug!(url = %request.url, "NTLM AUTHENTICATE rejected; repeating the handshake");
+                            result = send_ntlm(connection, request, username, password).await;
+                        }
+                        _ => break,
+                    }
+                }
                 // A connection whose exchange broke off must authenticate again.
                 connection.authenticated = matches!(result, Ok((_, true)));
                 result.map(|(response, _)| response)

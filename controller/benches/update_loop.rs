@@ -1,0 +1,295 @@
+//! Benchmarks of `siuctl run` against the lab, built with the bench profile:
+//!
+//! - `throughput`: messages per second while `--once` drains a backlog;
+//! - `latency`: time from delivery into the spool to the replacement in Sent Items, while
+//!   messages arrive at a steady 50 per second;
+//! - `backlog`: peak resident memory while `--once` works through 100,000 spool files.
+//!
+//! The lab runs in this process and `siuctl` in a child process, so both share the machine's
+//! cores. Run one with `SIU_BENCH=latency cargo bench -p siuctl --bench update_loop`; without
+//! `SIU_BENCH` all three run. Results go to standard output as Markdown table rows.
+
+#[path = "../../tests/integration/update_lab.rs"]
+#[allow(dead_code)]
+mod update_lab;
+
+use std::process::Child;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use siu_lab::transport::{Message, SendReport};
+use siuctl::update::store::{MARKER_PROPERTY_SET, SOURCE_PROPERTY};
+use update_lab::{Setup, UpdateLab};
+
+/// Messages in the throughput backlog.
+const THROUGHPUT_MESSAGES: usize = 3_000;
+/// Arrival rate of the latency run, per second.
+const LATENCY_RATE: u64 = 50;
+/// Length of the latency run.
+const LATENCY_SECONDS: u64 = 60;
+/// Files in the memory backlog.
+const BACKLOG_FILES: usize = 100_000;
+/// How long the memory run works on its backlog before it is stopped.
+const BACKLOG_RUN: Duration = Duration::from_secs(120);
+
+fn main() {
+    let which = std::env::var("SIU_BENCH").unwrap_or_default();
+    let wanted = |name: &str| which.is_empty() || which.split(',').any(|w| w == name);
+    println!(
+        "siuctl {} on {} cores",
+        env!("CARGO_PKG_VERSION"),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if wanted("throughput") {
+        throughput();
+    }
+    if wanted("latency") {
+        latency();
+    }
+    if wanted("backlog") {
+        backlog();
+    }
+}
+
+fn setup() -> Setup {
+    Setup {
+        hybrid: true,
+        concurrency: 16,
+        ..Setup::default()
+    }
+}
+
+/// Bulk users with a mailbox, on premises and in the cloud in turn.
+fn senders(lab: &UpdateLab, count: usize) -> Vec<String> {
+    let world = lab.lab.state().read();
+    let mut senders: Vec<String> = world
+        .directory
+        .users
+        .values()
+        .filter(|user| {
+            user.sam.starts_with("staff") && world.exchange.mailboxes.contains_key(&user.id)
+        })
+        .filter_map(|user| user.mail.clone())
+        .collect();
+    senders.sort();
+    senders.truncate(count);
+    senders
+}
+
+fn send(lab: &UpdateLab, from: &str, index: usize) -> SendReport {
+    lab.send(Message {
+        from: Some(from.to_owned()),
+        subject: Some(format!("benchmark message {index}")),
+        ..Message::default()
+    })
+}
+
+/// Counts the replacements in every mailbox and returns, per source key, when each was
+/// created.
+fn replacements(lab: &UpdateLab) -> std::collections::HashMap<String, DateTime<Utc>> {
+    let set = MARKER_PROPERTY_SET.to_string();
+    let world = lab.lab.state().read();
+    let mut found = std::collections::HashMap::new();
+    for mailbox in world.exchange.mailboxes.values() {
+        for folder in &mailbox.folders {
+            for item in &folder.items {
+                if let Some(key) = item.named_property(&set, SOURCE_PROPERTY) {
+                    found.insert(key.to_owned(), item.created);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Peak resident memory and CPU time of a child process, read from `/proc` while it runs.
+#[derive(Debug, Default, Clone, Copy)]
+struct ProcessStats {
+    peak_rss_kib: u64,
+    cpu_seconds: f64,
+}
+
+/// Polls `/proc/PID` every 50 ms until `stop` is set, and returns the last values.
+fn watch_process(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<ProcessStats> {
+    std::thread::spawn(move || {
+        let mut stats = ProcessStats::default();
+        // Clock ticks per second of /proc/PID/stat; 100 on Linux on x86-64 and arm64.
+        let ticks_per_second = 100.0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                for line in status.lines() {
+                    if let Some(value) = line.strip_prefix("VmHWM:") {
+                        let kib = value.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                        stats.peak_rss_kib = stats.peak_rss_kib.max(kib);
+                    }
+                }
+            }
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                // Fields after the command name, which is in parentheses: utime is the 14th
+                // field and stime the 15th of the whole line.
+                if let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) {
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    let ticks = |index: usize| -> f64 {
+                        fields.get(index).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+                    };
+                    stats.cpu_seconds = (ticks(11) + ticks(12)) / ticks_per_second;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stats
+    })
+}
+
+fn wait_with_stats(mut child: Child) -> (std::process::ExitStatus, ProcessStats) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_process(child.id(), stop.clone());
+    let status = child.wait().expect("siuctl finishes");
+    stop.store(true, Ordering::Relaxed);
+    (status, watcher.join().expect("the watcher ends"))
+}
+
+fn throughput() {
+    let lab = UpdateLab::start(setup());
+    let senders = senders(&lab, 400);
+    for index in 0..THROUGHPUT_MESSAGES {
+        send(&lab, &senders[index % senders.len()], index);
+    }
+
+    let started = Instant::now();
+    let child = lab
+        .siuctl()
+        .args(["--once", "--output", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("siuctl starts");
+    let (status, stats) = wait_with_stats(child);
+    let elapsed = started.elapsed();
+    let done = replacements(&lab).len();
+
+    assert!(status.success(), "siuctl run --once failed with {status}");
+    assert_eq!(done, THROUGHPUT_MESSAGES, "every message is replaced");
+    println!(
+        "| throughput | {THROUGHPUT_MESSAGES} messages drained in {:.1} s | {:.0} messages/s | siuctl used {:.1} CPU-s ({:.2} ms per message), peak RSS {} MiB |",
+        elapsed.as_secs_f64(),
+        THROUGHPUT_MESSAGES as f64 / elapsed.as_secs_f64(),
+        stats.cpu_seconds,
+        stats.cpu_seconds * 1000.0 / THROUGHPUT_MESSAGES as f64,
+        stats.peak_rss_kib / 1024
+    );
+}
+
+fn latency() {
+    let lab = UpdateLab::start(setup());
+    let senders = senders(&lab, 400);
+    let log = lab.dir.path().join("latency.log");
+    let mut daemon = lab.spawn_daemon(&log);
+    // The daemon is ready once it has claimed a first message.
+    let warmup = send(&lab, &senders[0], 0);
+    let ready = Instant::now();
+    while !replacements(&lab).contains_key(&warmup.message_id) {
+        assert!(
+            ready.elapsed() < Duration::from_secs(60),
+            "the daemon did not start; log:\n{}",
+            update_lab::tail(&log)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Messages at a steady rate, each with the time its spool file was delivered.
+    let total = (LATENCY_RATE * LATENCY_SECONDS) as usize;
+    let interval = Duration::from_nanos(1_000_000_000 / LATENCY_RATE);
+    let started = Instant::now();
+    let mut delivered: Vec<(String, DateTime<Utc>)> = Vec::with_capacity(total);
+    for index in 0..total {
+        let due = started + interval * index as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let report = send(&lab, &senders[(index + 1) % senders.len()], index + 1);
+        delivered.push((report.message_id, Utc::now()));
+    }
+    let sending = started.elapsed();
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let created = loop {
+        let created = replacements(&lab);
+        if delivered.iter().all(|(id, _)| created.contains_key(id)) || Instant::now() > deadline
+        {
+            break created;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+
+    let mut latencies: Vec<f64> = delivered
+        .iter()
+        .filter_map(|(id, at)| {
+            created
+                .get(id)
+                .map(|done| (*done - *at).num_microseconds().unwrap_or(0) as f64 / 1000.0)
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    assert_eq!(latencies.len(), total, "every message is replaced");
+    println!(
+        "| latency | {total} messages at {LATENCY_RATE}/s (sent in {:.1} s) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms | |",
+        sending.as_secs_f64(),
+        percentile(0.50),
+        percentile(0.99),
+        latencies.last().copied().unwrap_or(0.0)
+    );
+}
+
+fn backlog() {
+    let lab = UpdateLab::start(Setup {
+        concurrency: 16,
+        ..Setup::default()
+    });
+    let senders: Vec<String> = senders(&lab, 1_600)
+        .into_iter()
+        .filter(|address| {
+            let world = lab.lab.state().read();
+            world.directory.user_by_address(address).is_some_and(|user| {
+                user.mailbox == siu_lab::fixture::MailboxLocation::OnPremises
+            })
+        })
+        .collect();
+    let filling = Instant::now();
+    for index in 0..BACKLOG_FILES {
+        send(&lab, &senders[index % senders.len()], index);
+    }
+    let filled = filling.elapsed();
+
+    let child = lab
+        .siuctl()
+        .args(["--once", "--output", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("siuctl starts");
+    let pid = child.id();
+    let stopper = std::thread::spawn(move || {
+        std::thread::sleep(BACKLOG_RUN);
+        // SIGTERM: the loop finishes what is in flight and exits.
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    });
+    let (_, stats) = wait_with_stats(child);
+    let _ = stopper.join();
+    let done = replacements(&lab).len();
+
+    println!(
+        "| backlog | {BACKLOG_FILES} files (written in {:.0} s), stopped after {} s | peak RSS {} MiB | {done} messages replaced, {:.1} CPU-s |",
+        filled.as_secs_f64(),
+        BACKLOG_RUN.as_secs(),
+        stats.peak_rss_kib / 1024,
+        stats.cpu_seconds
+    );
+}
