@@ -8,6 +8,10 @@
 //! The lab runs in this process and `siuctl` in a child process, so both share the machine's
 //! cores. Run one with `SIU_BENCH=latency cargo bench -p siuctl --bench update_loop`; without
 //! `SIU_BENCH` all three run. Results go to standard output as Markdown table rows.
+//!
+//! `cargo test --all-targets` runs this file too, without the `--bench` argument that
+//! `cargo bench` passes: then each part runs once on a few messages, as a check that the
+//! benchmark still works, and its figures mean nothing.
 
 #[path = "../../tests/integration/update_lab.rs"]
 #[allow(dead_code)]
@@ -23,33 +27,62 @@ use siu_lab::transport::{Message, SendReport};
 use siuctl::update::store::{MARKER_PROPERTY_SET, SOURCE_PROPERTY};
 use update_lab::{Setup, UpdateLab};
 
-/// Messages in the throughput backlog.
-const THROUGHPUT_MESSAGES: usize = 3_000;
-/// Arrival rate of the latency run, per second.
-const LATENCY_RATE: u64 = 50;
-/// Length of the latency run.
-const LATENCY_SECONDS: u64 = 60;
-/// Files in the memory backlog.
-const BACKLOG_FILES: usize = 100_000;
-/// How long the memory run works on its backlog before it is stopped.
-const BACKLOG_RUN: Duration = Duration::from_secs(120);
+/// The sizes of the three parts.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    /// Messages in the throughput backlog.
+    throughput_messages: usize,
+    /// Arrival rate of the latency run, per second.
+    latency_rate: u64,
+    /// Length of the latency run, in seconds.
+    latency_seconds: u64,
+    /// Files in the memory backlog.
+    backlog_files: usize,
+    /// How long the memory run works on its backlog before it is stopped.
+    backlog_run: Duration,
+}
+
+/// The sizes of `cargo bench`.
+const BENCH: Sizes = Sizes {
+    throughput_messages: 3_000,
+    latency_rate: 50,
+    latency_seconds: 60,
+    backlog_files: 100_000,
+    backlog_run: Duration::from_secs(120),
+};
+
+/// The sizes of the check that `cargo test` runs.
+const CHECK: Sizes = Sizes {
+    throughput_messages: 20,
+    latency_rate: 10,
+    latency_seconds: 2,
+    backlog_files: 200,
+    backlog_run: Duration::from_secs(3),
+};
 
 fn main() {
+    let benchmarking = std::env::args().any(|argument| argument == "--bench");
+    let sizes = if benchmarking { BENCH } else { CHECK };
     let which = std::env::var("SIU_BENCH").unwrap_or_default();
     let wanted = |name: &str| which.is_empty() || which.split(',').any(|w| w == name);
     println!(
-        "siuctl {} on {} cores",
+        "siuctl {} on {} cores{}",
         env!("CARGO_PKG_VERSION"),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if benchmarking {
+            ""
+        } else {
+            " (a check with a few messages; run `cargo bench` for figures)"
+        }
     );
     if wanted("throughput") {
-        throughput();
+        throughput(sizes);
     }
     if wanted("latency") {
-        latency();
+        latency(sizes);
     }
     if wanted("backlog") {
-        backlog();
+        backlog(sizes);
     }
 }
 
@@ -121,7 +154,12 @@ fn watch_process(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Pro
             if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
                 for line in status.lines() {
                     if let Some(value) = line.strip_prefix("VmHWM:") {
-                        let kib = value.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+                        let kib = value
+                            .trim()
+                            .trim_end_matches("kB")
+                            .trim()
+                            .parse()
+                            .unwrap_or(0);
                         stats.peak_rss_kib = stats.peak_rss_kib.max(kib);
                     }
                 }
@@ -132,7 +170,10 @@ fn watch_process(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Pro
                 if let Some(rest) = stat.rsplit_once(") ").map(|(_, rest)| rest) {
                     let fields: Vec<&str> = rest.split_whitespace().collect();
                     let ticks = |index: usize| -> f64 {
-                        fields.get(index).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+                        fields
+                            .get(index)
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(0.0)
                     };
                     stats.cpu_seconds = (ticks(11) + ticks(12)) / ticks_per_second;
                 }
@@ -151,10 +192,33 @@ fn wait_with_stats(mut child: Child) -> (std::process::ExitStatus, ProcessStats)
     (status, watcher.join().expect("the watcher ends"))
 }
 
-fn throughput() {
+/// Waits for `child`, sending it SIGTERM once `run` has passed, and returns whether it had
+/// to be stopped. On SIGTERM the loop finishes the messages in flight and exits.
+fn stop_after(mut child: Child, run: Duration) -> (bool, ProcessStats) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = watch_process(child.id(), stop.clone());
+    let started = Instant::now();
+    let mut stopped = false;
+    // The child is only signalled while it has not been waited for, so its PID cannot
+    // belong to another process yet.
+    while child.try_wait().expect("siuctl can be polled").is_none() {
+        if !stopped && started.elapsed() >= run {
+            let pid = libc::pid_t::try_from(child.id()).expect("PIDs fit in pid_t");
+            // SAFETY: kill(2) takes no pointers, and the PID is that of our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            stopped = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.store(true, Ordering::Relaxed);
+    (stopped, watcher.join().expect("the watcher ends"))
+}
+
+fn throughput(sizes: Sizes) {
+    let messages = sizes.throughput_messages;
     let lab = UpdateLab::start(setup());
     let senders = senders(&lab, 400);
-    for index in 0..THROUGHPUT_MESSAGES {
+    for index in 0..messages {
         send(&lab, &senders[index % senders.len()], index);
     }
 
@@ -171,18 +235,19 @@ fn throughput() {
     let done = replacements(&lab).len();
 
     assert!(status.success(), "siuctl run --once failed with {status}");
-    assert_eq!(done, THROUGHPUT_MESSAGES, "every message is replaced");
+    assert_eq!(done, messages, "every message is replaced");
     println!(
-        "| throughput | {THROUGHPUT_MESSAGES} messages drained in {:.1} s | {:.0} messages/s | siuctl used {:.1} CPU-s ({:.2} ms per message), peak RSS {} MiB |",
+        "| throughput | {messages} messages drained in {:.1} s | {:.0} messages/s | siuctl used {:.1} CPU-s ({:.2} ms per message), peak RSS {} MiB |",
         elapsed.as_secs_f64(),
-        THROUGHPUT_MESSAGES as f64 / elapsed.as_secs_f64(),
+        messages as f64 / elapsed.as_secs_f64(),
         stats.cpu_seconds,
-        stats.cpu_seconds * 1000.0 / THROUGHPUT_MESSAGES as f64,
+        stats.cpu_seconds * 1000.0 / messages as f64,
         stats.peak_rss_kib / 1024
     );
 }
 
-fn latency() {
+fn latency(sizes: Sizes) {
+    let rate = sizes.latency_rate;
     let lab = UpdateLab::start(setup());
     let senders = senders(&lab, 400);
     let log = lab.dir.path().join("latency.log");
@@ -200,8 +265,8 @@ fn latency() {
     }
 
     // Messages at a steady rate, each with the time its spool file was delivered.
-    let total = (LATENCY_RATE * LATENCY_SECONDS) as usize;
-    let interval = Duration::from_nanos(1_000_000_000 / LATENCY_RATE);
+    let total = (rate * sizes.latency_seconds) as usize;
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
     let started = Instant::now();
     let mut delivered: Vec<(String, DateTime<Utc>)> = Vec::with_capacity(total);
     for index in 0..total {
@@ -217,8 +282,7 @@ fn latency() {
     let deadline = Instant::now() + Duration::from_secs(300);
     let created = loop {
         let created = replacements(&lab);
-        if delivered.iter().all(|(id, _)| created.contains_key(id)) || Instant::now() > deadline
-        {
+        if delivered.iter().all(|(id, _)| created.contains_key(id)) || Instant::now() > deadline {
             break created;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -235,10 +299,11 @@ fn latency() {
         })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let percentile = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let percentile =
+        |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     assert_eq!(latencies.len(), total, "every message is replaced");
     println!(
-        "| latency | {total} messages at {LATENCY_RATE}/s (sent in {:.1} s) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms | |",
+        "| latency | {total} messages at {rate}/s (sent in {:.1} s) | p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms | |",
         sending.as_secs_f64(),
         percentile(0.50),
         percentile(0.99),
@@ -246,7 +311,9 @@ fn latency() {
     );
 }
 
-fn backlog() {
+fn backlog(sizes: Sizes) {
+    let files = sizes.backlog_files;
+    let run = sizes.backlog_run;
     let lab = UpdateLab::start(Setup {
         concurrency: 16,
         ..Setup::default()
@@ -255,17 +322,19 @@ fn backlog() {
         .into_iter()
         .filter(|address| {
             let world = lab.lab.state().read();
-            world.directory.user_by_address(address).is_some_and(|user| {
-                user.mailbox == siu_lab::fixture::MailboxLocation::OnPremises
-            })
+            world
+                .directory
+                .user_by_address(address)
+                .is_some_and(|user| user.mailbox == siu_lab::fixture::MailboxLocation::OnPremises)
         })
         .collect();
     let filling = Instant::now();
-    for index in 0..BACKLOG_FILES {
+    for index in 0..files {
         send(&lab, &senders[index % senders.len()], index);
     }
     let filled = filling.elapsed();
 
+    let started = Instant::now();
     let child = lab
         .siuctl()
         .args(["--once", "--output", "json"])
@@ -273,22 +342,14 @@ fn backlog() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("siuctl starts");
-    let pid = child.id();
-    let stopper = std::thread::spawn(move || {
-        std::thread::sleep(BACKLOG_RUN);
-        // SIGTERM: the loop finishes what is in flight and exits.
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    });
-    let (_, stats) = wait_with_stats(child);
-    let _ = stopper.join();
+    let (stopped, stats) = stop_after(child, run);
     let done = replacements(&lab).len();
 
     println!(
-        "| backlog | {BACKLOG_FILES} files (written in {:.0} s), stopped after {} s | peak RSS {} MiB | {done} messages replaced, {:.1} CPU-s |",
+        "| backlog | {files} files (written in {:.0} s), {} after {:.0} s | peak RSS {} MiB | {done} messages replaced, {:.1} CPU-s |",
         filled.as_secs_f64(),
-        BACKLOG_RUN.as_secs(),
+        if stopped { "stopped" } else { "finished" },
+        started.elapsed().as_secs_f64(),
         stats.peak_rss_kib / 1024,
         stats.cpu_seconds
     );

@@ -1,9 +1,9 @@
 //! A lab prepared for `siuctl run`, shared by the update loop's tests and benchmarks: the
 //! lab runs in this process, `siuctl` in a child process.
 //!
-//! Until `siuctl apply` writes the applied configuration itself, [`UpdateLab::start`]
-//! prepares what apply would leave behind: the ApplicationImpersonation role of the service
-//! account, EWS allowed for the application in Exchange Online, and `STATE_DIR/applied.json`.
+//! [`UpdateLab::start`] starts a fresh lab and runs `siuctl apply` on the test's spec, so
+//! that the loop runs with what apply granted and recorded: the ApplicationImpersonation
+//! role of the service account and `STATE_DIR/applied.json`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use siu_lab::transport::{self, Message, SendReport};
-use siu_lab::world::exchange::{IMPERSONATION_ROLE, Item, RoleAssignment, WellKnownFolder};
+use siu_lab::world::exchange::{Item, WellKnownFolder};
 use siu_lab::{Fixture, Lab, LabConfig};
-use siuctl::reconcile::applied::{APPLIED_FORMAT, AppliedConfig, CloudMailPath, Discovered};
 
 /// How long one `siuctl run --once` may take before the test gives up: a bound for a hung
 /// child, not a speed requirement.
@@ -37,7 +36,7 @@ pub struct Setup {
     pub auth: &'static str,
     /// `appRegistration.mailAccess`.
     pub mail_access: &'static str,
-    /// Whether Exchange Online rejects EWS for the application.
+    /// Whether Exchange Online rejects EWS for the application once apply has finished.
     pub ews_blocked: bool,
 }
 
@@ -74,69 +73,43 @@ impl UpdateLab {
             .enable_all()
             .build()
             .expect("the lab's runtime starts");
-        let lab = runtime
-            .block_on(Lab::start(LabConfig::new(Fixture::default_org())))
-            .expect("lab starts");
         let dir = tempfile::tempdir().expect("temporary directory");
         let root = dir.path();
+        // The lab writes its CA, secrets and control endpoint into the directory, where the
+        // spec and `siuctl lab exchange-shell` find them.
+        let mut config = LabConfig::new(Fixture::default_org());
+        config.dir = Some(root.to_path_buf());
+        config.siuctl = Some(PathBuf::from(env!("CARGO_BIN_EXE_siuctl")));
+        let lab = runtime.block_on(Lab::start(config)).expect("lab starts");
 
-        // 1. The files a spec names: the CA and the secrets.
-        std::fs::write(root.join("ca.pem"), lab.ca_pem()).expect("CA file");
-        std::fs::create_dir_all(root.join("secrets")).expect("secrets folder");
-        for name in [
-            "svc-siu.password",
-            "Administrator.password",
-            "manual-app.pem",
-        ] {
-            let secret = lab
-                .secrets()
-                .get(name)
-                .unwrap_or_else(|| panic!("the lab generated {name}"));
-            std::fs::write(root.join("secrets").join(name), secret).expect("secret file");
-        }
+        // 1. What an administrator does by hand: allow EWS in Exchange Online, which apply
+        //    checks but does not change.
+        lab.state().write().exchange.online.ews_enabled = Some(true);
 
-        // 2. What apply would have granted.
-        {
-            let mut world = lab.state().write();
-            let assignee = world.directory.by_sam("svc-siu").expect("svc-siu exists");
-            world.exchange.role_assignments.push(RoleAssignment {
-                id: uuid::Uuid::new_v4(),
-                name: "ApplicationImpersonation-svc-siu".into(),
-                role: IMPERSONATION_ROLE.into(),
-                assignee,
-                recipient_scope: None,
-                enabled: true,
-                created: Utc::now(),
-            });
-            world.exchange.online.ews_enabled = Some(!setup.ews_blocked);
-        }
-
-        // 3. The spec and the applied configuration.
+        // 2. The spec, applied as an administrator would apply it.
         let spec = root.join("spec.yaml");
-        std::fs::write(&spec, spec_text(&lab, &setup)).expect("spec file");
-        let desired = siu_specs::load(&spec).unwrap_or_else(|error| {
-            panic!(
-                "the test spec is valid: {error}\n{}",
-                spec_text(&lab, &setup)
-            )
-        });
-        let client_id = lab
-            .secrets()
-            .get("manual-app.client-id")
-            .and_then(|id| id.parse().ok());
-        AppliedConfig {
-            format: APPLIED_FORMAT,
-            applied_at: Utc::now(),
-            desired_fingerprint: "prepared by the test".into(),
-            desired,
-            discovered: Discovered {
-                ews_url: lab.endpoints().ews.clone(),
-                client_id,
-                cloud_mail_path: setup.hybrid.then_some(CloudMailPath::Ews),
-            },
+        std::fs::write(&spec, spec_text(&lab, root, &setup)).expect("spec file");
+        let applied = Command::new(env!("CARGO_BIN_EXE_siuctl"))
+            .arg("apply")
+            .arg("-f")
+            .arg(&spec)
+            .args(["--auto-approve", "--replication-timeout", "5s"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("siuctl apply runs");
+        assert!(
+            applied.status.success(),
+            "siuctl apply failed with {}:\n{}{}\nspec:\n{}",
+            applied.status,
+            String::from_utf8_lossy(&applied.stdout),
+            String::from_utf8_lossy(&applied.stderr),
+            spec_text(&lab, root, &setup)
+        );
+
+        // 3. Exchange Online blocks EWS after the apply, for the loop to notice.
+        if setup.ews_blocked {
+            lab.state().write().exchange.online.ews_enabled = Some(false);
         }
-        .save()
-        .expect("applied configuration saves");
 
         let spool = root.join("spool");
         Self {
@@ -267,8 +240,24 @@ pub fn tail(log: &Path) -> String {
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
-pub fn spec_text(lab: &Lab, setup: &Setup) -> String {
+/// Returns the spec of `setup`, for a lab whose directory is `root`.
+pub fn spec_text(lab: &Lab, root: &Path, setup: &Setup) -> String {
     let endpoints = lab.endpoints();
+    // The lab's stand-in for the Exchange Management Shell, which reaches this lab through
+    // the control endpoint recorded in `root`.
+    let shell = |online: bool| {
+        let mut parts = vec![
+            serde_json::to_string(env!("CARGO_BIN_EXE_siuctl")).expect("strings serialize"),
+            "lab".into(),
+            "exchange-shell".into(),
+            "--dir".into(),
+            serde_json::to_string(&root.display().to_string()).expect("strings serialize"),
+        ];
+        if online {
+            parts.push("--online".into());
+        }
+        format!("[{}]", parts.join(", "))
+    };
     let environment = if setup.hybrid { "hybrid" } else { "onPremises" };
     let app_registration = if setup.hybrid {
         let pem = lab.secrets().get("manual-app.pem").expect("manual-app.pem");
@@ -285,6 +274,8 @@ pub fn spec_text(lab: &Lab, setup: &Setup) -> String {
       thumbprint: \"{thumbprint}\"
       keyFile: secrets/manual-app.pem
   mailAccess: {mail_access}
+  exchangeOnlineShell:
+    command: {online_shell}
   endpoints:
     authorityHost: {authority}
     graph: {graph}
@@ -301,6 +292,7 @@ pub fn spec_text(lab: &Lab, setup: &Setup) -> String {
             graph = endpoints.graph,
             exo = endpoints.exchange_online_ews,
             mail_access = setup.mail_access,
+            online_shell = shell(true),
         )
     } else {
         String::new()
@@ -319,7 +311,7 @@ onPremises:
     auth: {auth}
     caFile: ca.pem
     managementShell:
-      command: [/bin/false]
+      command: {shell}
   directory:
     url: {ldaps}
     baseDn: DC=lab,DC=example
@@ -346,6 +338,7 @@ updateLoop:
   perMailboxConcurrency: 1
 ",
         ews = endpoints.ews,
+        shell = shell(false),
         auth = setup.auth,
         ldaps = endpoints.ldaps,
         scope = setup.scope,

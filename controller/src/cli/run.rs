@@ -125,8 +125,9 @@ async fn run_async(args: RunArgs) -> anyhow::Result<Exit> {
 
 /// Reconciles the spec and returns the configuration the loop runs with.
 //
-// TODO: apply the spec with auto-approve once the reconciler's apply exists; until then
-// this returns the configuration that the last `siuctl apply` wrote.
+// TODO: plan and apply the spec here, as `siuctl apply --auto-approve` does, so that run
+// keeps the directory and the tenant converged. Until then this returns the configuration
+// that the last `siuctl apply` wrote.
 async fn reconcile(spec: &Path) -> anyhow::Result<AppliedConfig> {
     let desired =
         siu_specs::load(spec).with_context(|| format!("invalid spec {}", spec.display()))?;
