@@ -79,6 +79,16 @@ struct Args {
     #[arg(long, value_name = "N")]
     senders: Option<usize>,
 
+    /// Messages per run of the concurrency sweep at concurrency 1; a run at concurrency N
+    /// gets N times as many [default: 200; smoke: 3].
+    #[arg(long, value_name = "N")]
+    sweep_messages: Option<usize>,
+
+    /// Spool backlogs of the memory benchmark, in files, separated by commas
+    /// [default: 1000,10000,100000; smoke: 100].
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',')]
+    backlogs: Option<Vec<usize>>,
+
     /// Size of each submitted message in bytes, before the signature.
     #[arg(long, value_name = "BYTES", default_value_t = 8192)]
     message_size: usize,
@@ -315,7 +325,7 @@ fn compare_settings(args: &Args, smoke: bool) -> CompareSettings {
         } else {
             vec![1, 2, 4, 8, 16, 27]
         },
-        sweep_messages_per_level: if smoke { 3 } else { 200 },
+        sweep_messages_per_level: args.sweep_messages.unwrap_or(if smoke { 3 } else { 200 }),
     }
 }
 
@@ -333,11 +343,13 @@ fn latency_settings(args: &Args, smoke: bool) -> LatencySettings {
 
 fn memory_settings(args: &Args, smoke: bool) -> MemorySettings {
     MemorySettings {
-        backlogs: if smoke {
-            vec![100]
-        } else {
-            vec![1_000, 10_000, 100_000]
-        },
+        backlogs: args.backlogs.clone().unwrap_or_else(|| {
+            if smoke {
+                vec![100]
+            } else {
+                vec![1_000, 10_000, 100_000]
+            }
+        }),
         senders: args.senders.unwrap_or(if smoke { 4 } else { 100 }),
         message_size: args.message_size,
         concurrency: args.concurrency.unwrap_or(8),
