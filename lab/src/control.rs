@@ -211,8 +211,25 @@ async fn management(
             exit_code: 1,
         },
         None => {
-            crate::management::execute_following_directory(&state, request.online, &request.script)
-                .await
+            crate::management::import_named_users(&state, request.online, &request.script).await;
+            // A long script runs for seconds, so it runs off the async workers that serve
+            // every other endpoint.
+            let shell_state = state.clone();
+            let online = request.online;
+            let executed = tokio::task::spawn_blocking(move || {
+                crate::management::execute(&shell_state, online, &request.script)
+            })
+            .await;
+            match executed {
+                Ok(response) => response,
+                Err(e) => {
+                    tracing::error!(error = %e, "the management script task failed");
+                    return error(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "the management shell failed; see the lab's log",
+                    );
+                }
+            }
         }
     };
     state.journal.record(
@@ -261,7 +278,8 @@ pub struct SendRequest {
     /// uploaded it yet; the answer's `held` goes to `POST /v1/transport/deliver-original`.
     #[serde(default)]
     pub hold_original: bool,
-    /// Spool directory; the lab directory's `spool/` when absent.
+    /// Spool directory, an absolute path to an existing directory; the lab directory's
+    /// `spool/` when absent.
     #[serde(default)]
     pub spool_dir: Option<std::path::PathBuf>,
 }
@@ -281,15 +299,24 @@ async fn send(State(state): State<Arc<LabState>>, Json(request): Json<SendReques
             );
         }
     };
-    let Some(spool) = request
-        .spool_dir
-        .clone()
-        .or_else(|| state.dir.as_ref().map(|d| d.join("spool")))
-    else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "this lab has no directory; give spoolDir",
-        );
+    let spool = match (&request.spool_dir, &state.dir) {
+        (Some(spool), _) => {
+            if let Err(reason) = check_spool_dir(spool) {
+                tracing::warn!(spool = %spool.display(), reason, "rejected a spoolDir");
+                return error(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    format!("invalid spoolDir `{}`: {reason}", spool.display()),
+                );
+            }
+            spool.clone()
+        }
+        (None, Some(dir)) => dir.join("spool"),
+        (None, None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "this lab has no directory; give spoolDir",
+            );
+        }
     };
     let message = crate::transport::Message {
         eml,
@@ -315,6 +342,21 @@ async fn send(State(state): State<Arc<LabState>>, Json(request): Json<SendReques
                 "the transport simulator failed; see the lab's log",
             )
         }
+    }
+}
+
+/// Checks a `spoolDir` from a request. The lab writes only into a spool that its caller
+/// already created, as an absolute path, so that a request cannot make it create directories
+/// anywhere or write relative to its own working directory. Inside the spool it creates
+/// `tmp/` and `new/` as any maildir writer does.
+fn check_spool_dir(spool: &std::path::Path) -> Result<(), &'static str> {
+    if !spool.is_absolute() {
+        return Err("the path must be absolute");
+    }
+    match std::fs::metadata(spool) {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        Ok(_) => Err("the path is not a directory"),
+        Err(_) => Err("the directory does not exist; create it first"),
     }
 }
 

@@ -91,6 +91,22 @@ pub enum LabError {
     /// The external directory could not be prepared or seeded.
     #[error(transparent)]
     External(#[from] external::ExternalError),
+    /// Another running lab has locked the lab directory.
+    #[error(
+        "another lab is running in `{dir}` (it holds `lab.lock`): stop it, or pick another directory"
+    )]
+    DirInUse {
+        /// The lab directory.
+        dir: PathBuf,
+    },
+    /// The lab directory cannot be used.
+    #[error("invalid lab directory `{dir}`: {reason}")]
+    InvalidDir {
+        /// The lab directory.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl LabError {
@@ -239,11 +255,13 @@ impl LabState {
     }
 }
 
-/// A running lab. Dropping it stops every listener.
+/// A running lab. Dropping it stops every listener and releases its directory.
 pub struct Lab {
     state: Arc<LabState>,
     shutdown: watch::Sender<bool>,
     seed_report: Option<external::SeedReport>,
+    /// `DIR/lab.lock`, locked while the lab runs.
+    _dir_lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -256,6 +274,12 @@ impl Lab {
     /// Starts a lab: builds the world, binds every endpoint on 127.0.0.1 and, with a
     /// directory, writes `lab.env`, the CA, secrets and specs into it.
     pub async fn start(config: LabConfig) -> Result<Lab, LabError> {
+        // 0. The directory, before anything in it is read or written.
+        let dir_lock = match config.dir.as_deref() {
+            Some(dir) => Some(output::claim_dir(dir)?),
+            None => None,
+        };
+
         // 1. The world, resumed from the directory's state file when one exists.
         let (world, secrets) = match config.dir.as_deref().map(output::load_state) {
             Some(Ok(Some(resumed))) => resumed,
@@ -383,6 +407,7 @@ impl Lab {
             state,
             shutdown,
             seed_report,
+            _dir_lock: dir_lock,
         })
     }
 

@@ -52,15 +52,10 @@ impl ShellError {
     }
 }
 
-/// Runs a management script, first adding to the world the users that its role assignment
-/// cmdlets name and that only the external directory contains, when there is one (see
-/// [`crate::external`]). Exchange resolves `-User` and `-RoleAssignee` in Active Directory in
-/// the same way.
-pub async fn execute_following_directory(
-    state: &LabState,
-    online: bool,
-    script: &str,
-) -> ManagementResponse {
+/// Adds to the world the users that a management script's role assignment cmdlets name and
+/// that only the external directory contains, when there is one (see [`crate::external`]).
+/// Exchange resolves `-User` and `-RoleAssignee` in Active Directory in the same way.
+pub async fn import_named_users(state: &LabState, online: bool, script: &str) {
     if let (Some(client), false) = (state.external.as_ref(), online)
         && let Ok(statements) = parse::parse(script)
     {
@@ -86,6 +81,15 @@ pub async fn execute_following_directory(
             }
         }
     }
+}
+
+/// Runs a management script after [`import_named_users`].
+pub async fn execute_following_directory(
+    state: &LabState,
+    online: bool,
+    script: &str,
+) -> ManagementResponse {
+    import_named_users(state, online, script).await;
     execute(state, online, script)
 }
 

@@ -10,7 +10,12 @@
 //! DIR/external-directory-ca.pem  the CA of the external directory, when there is one
 //! DIR/spool/{tmp,new}    the update loop's spool
 //! DIR/state.json         the world, saved on stop and resumed on the next start (0600)
+//! DIR/lab.lock           locked by the running lab, so that a second one cannot share DIR
 //! ```
+//!
+//! The directory's path must be valid UTF-8, because `lab.env`, `lab.json` and the specs name
+//! it as text. Every file is replaced atomically through a temporary `.NAME.PID.tmp`, so a lab
+//! killed at any point leaves each file either old or new, never half-written.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -60,6 +65,35 @@ impl LabInfo {
 struct SavedState {
     world: World,
     secrets: std::collections::BTreeMap<String, String>,
+}
+
+/// Claims `dir` for one lab: checks that its path is UTF-8, creates it, and locks
+/// `DIR/lab.lock` until the returned file is closed. The operating system releases the lock
+/// when the process ends, so a lab killed with SIGKILL does not keep its directory.
+pub(crate) fn claim_dir(dir: &Path) -> Result<std::fs::File, LabError> {
+    if dir.to_str().is_none() {
+        return Err(LabError::InvalidDir {
+            dir: dir.to_path_buf(),
+            reason: "the path is not valid UTF-8, so lab.env and the specs cannot name it; \
+                     pick a UTF-8 path"
+                .into(),
+        });
+    }
+    std::fs::create_dir_all(dir).map_err(|e| LabError::io(dir, e))?;
+    let path = dir.join("lab.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LabError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LabError::DirInUse {
+            dir: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(LabError::io(&path, e)),
+    }
 }
 
 /// Loads `DIR/state.json` when it exists.

@@ -58,12 +58,12 @@ pub enum Error {
     #[error("environment variable `{name}` is not valid UTF-8")]
     SecretEnvNotUnicode { name: String },
 
-    /// A `fromFile` secret could not be read.
-    #[error("failed to read secret file {}", path.display())]
+    /// A `fromFile` secret could not be read. The message carries the operating system's
+    /// error, because callers print a secret error in one line without its sources.
+    #[error("failed to read secret file {}: {error}", path.display())]
     SecretFileRead {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 
     /// A `fromFile` secret is larger than [`crate::MAX_SECRET_FILE_BYTES`].

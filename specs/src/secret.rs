@@ -75,9 +75,9 @@ impl fmt::Display for SecretRef {
 /// Reads a secret file of at most [`MAX_SECRET_FILE_BYTES`] and drops one trailing line
 /// break. A FIFO that no process writes to reads as empty instead of blocking.
 fn read_secret_file(path: &Path) -> Result<String, Error> {
-    let read_error = |source| Error::SecretFileRead {
+    let read_error = |error| Error::SecretFileRead {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let is_pipe = std::fs::metadata(path)
         .map(|metadata| crate::load::is_pipe(&metadata))
@@ -471,6 +471,8 @@ mod tests {
             .unwrap_err();
 
         assert!(matches!(error, Error::SecretFileRead { .. }), "{error}");
+        // The message itself says why, because callers print it without its sources.
+        assert!(error.to_string().contains("directory"), "{error}");
     }
 
     #[test]

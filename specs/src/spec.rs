@@ -214,7 +214,7 @@ pub enum ExchangeAuth {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ShellSpec {
     /// The program and its arguments, for example
-    /// `[pwsh, -NoProfile, -NonInteractive, -File, scripts/exchange-session.ps1]`. A
+    /// `[pwsh, -NoProfile, -NonInteractive, -File, scripts/exchange-onprem-shell.ps1]`. A
     /// program path that contains `/` is relative to the spec file's directory; a bare
     /// name is looked up in `PATH`. The command runs in the spec file's directory.
     #[schemars(length(min = 1), extend("prefixItems" = [{ "type": "string", "pattern": pattern::PROGRAM }]))]

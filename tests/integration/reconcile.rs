@@ -381,6 +381,38 @@ async fn saved_plan_applies_until_live_state_changes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_saved_plan_names_what_changed() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("hybrid.yaml");
+    let saved = lab.path("plan.json");
+
+    // Applying the plan registers the application, whose client ID then appears in the
+    // desired settings, so the same plan is stale through live state alone.
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--out", arg(&saved)])
+        .await;
+    assert_exit(&planned, 0, "plan saves the plan");
+    let applied = lab.siuctl(&["apply", arg(&saved), "--auto-approve"]).await;
+    assert_exit(&applied, 0, "the saved plan applies");
+    let again = lab.siuctl(&["apply", arg(&saved), "--auto-approve"]).await;
+    assert_exit(&again, 1, "a stale plan is refused without a terminal");
+    assert_says(&again, "no longer matches: the live state changed");
+
+    let current = lab.path("current.json");
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--out", arg(&current)])
+        .await;
+    assert_exit(&planned, 0, "plan saves the plan");
+    lab.edited_spec("hybrid.yaml", "hybrid.yaml", &[("delay: 0s", "delay: 5s")]);
+    let edited = lab
+        .siuctl(&["apply", arg(&current), "--auto-approve"])
+        .await;
+    assert_exit(&edited, 1, "a stale plan is refused without a terminal");
+    assert_says(&edited, "no longer matches: the spec changed");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_directory_fails_account_creation() {
     let mut lab = LabRun::start().await;
     let spec = lab.spec("onprem.yaml");
@@ -546,6 +578,84 @@ async fn role_outside_the_scope_does_not_work() {
     );
     let finished = lab.apply(&unscoped).await;
     assert_exit(&finished, 0, "an unscoped role works for every mailbox");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_action_gives_its_condition_reason() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.edited_spec(
+        "hybrid-manual.yaml",
+        "hybrid-missing-scope.yaml",
+        &[(
+            "  impersonation: grant\n",
+            "  impersonation: grant\n  managementScope: No Such Scope\n",
+        )],
+    );
+
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--output", "json"])
+        .await;
+    assert_exit(&planned, 1, "a missing management scope blocks the plan");
+    let plan: serde_json::Value =
+        serde_json::from_slice(&planned.stdout).expect("plan prints JSON");
+    let impersonation = plan["actions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|action| action["resource"] == "impersonation")
+        .expect("the plan has an impersonation action");
+    assert_eq!(impersonation["kind"], "blocked", "{impersonation}");
+    assert_eq!(
+        impersonation["failure"], "ManagementScopeMissing",
+        "{impersonation}"
+    );
+
+    let degraded = lab.apply(&spec).await;
+    assert_exit(&degraded, 1, "apply cannot grant the role");
+    let status = lab
+        .siuctl(&["status", "-f", arg(&spec), "--output", "json"])
+        .await;
+    let status: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status prints JSON");
+    let granted = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|condition| condition["type"] == "ImpersonationGranted")
+        .expect("status has the ImpersonationGranted condition");
+    assert_eq!(granted["status"], "False", "{granted}");
+    assert_eq!(granted["reason"], "ManagementScopeMissing", "{granted}");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_role_names_the_account_failure() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.edited_spec(
+        "hybrid-manual.yaml",
+        "hybrid-no-bind-password.yaml",
+        &[(
+            "../secrets/Administrator.password",
+            "../secrets/missing.password",
+        )],
+    );
+
+    let planned = lab.plan(&spec).await;
+    assert_exit(&planned, 1, "an unreadable bind password blocks the plan");
+    assert_says(
+        &planned,
+        "blocked: not read, because the account could not be read: failed to read the directory bind password",
+    );
+    assert!(
+        !text(&planned).contains("because the account is missing"),
+        "the plan should not call an unread account missing:\n{}",
+        text(&planned)
+    );
+    assert_says(
+        &planned,
+        "-impersonation.assigned: (unknown: failed to read the directory bind password",
+    );
     lab.assert_no_secret_in_outputs();
 }
 

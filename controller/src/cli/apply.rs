@@ -96,11 +96,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
                     .as_deref()
                     .unwrap_or(spec_path.as_path())
                     .display(),
-                if saved.desired_fingerprint == fresh.desired_fingerprint {
-                    "the live state"
-                } else {
-                    "the spec"
-                },
+                saved.stale_reason(&fresh),
                 saved.created.format("%Y-%m-%d %H:%M:%S UTC"),
             );
             text.push_str(&fresh.render());

@@ -450,12 +450,30 @@ fn startup_summary(lab: &Lab, dir: &Path) -> String {
          \x20 secrets                {dir_text}/secrets/\n\
          \x20 spool                  {dir_text}/spool/\n\n\
          Next, in another shell:\n\
-         \x20 . {dir_text}/lab.env\n\
-         \x20 siuctl plan -f {dir_text}/specs/{spec}.yaml\n\
-         \x20 siuctl lab send --dir {dir_text}\n\n\
-         Stop the lab with Ctrl-C; it saves its state to {dir_text}/state.json.\n"
+         \x20 . {lab_env}\n\
+         \x20 siuctl plan -f {spec_path}\n\
+         \x20 siuctl lab send --dir {dir_word}\n\n\
+         Stop the lab with Ctrl-C; it saves its state to {dir_text}/state.json.\n",
+        lab_env = shell_word(&dir.join("lab.env")),
+        spec_path = shell_word(&dir.join("specs").join(format!("{spec}.yaml"))),
+        dir_word = shell_word(dir),
     ));
     text
+}
+
+/// Returns a path as one shell word, in single quotes unless it contains only characters that
+/// no POSIX shell treats specially, so that a printed command can be pasted as it is.
+fn shell_word(path: &Path) -> String {
+    let text = path.display().to_string();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c));
+    if plain {
+        text
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 #[cfg(unix)]
@@ -644,8 +662,8 @@ fn send_summary(report: &SendReport, handle: Option<&Path>, dir: &Path) -> Strin
         (Some(mailbox), _, Some(handle)) => text.push_str(&format!(
             "  original: held for the Sent Items of {mailbox}; store it with\n    \
              siuctl lab deliver-original --dir {} {}\n",
-            dir.display(),
-            handle.display()
+            shell_word(dir),
+            shell_word(handle)
         )),
         (Some(mailbox), Some(item), None) => text.push_str(&format!(
             "  original: in the Sent Items of {mailbox} (item {item})\n"
@@ -1035,6 +1053,18 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("kind: serverBusy"), "{message}");
+    }
+
+    #[test]
+    fn printed_paths_paste_as_one_word() {
+        assert_eq!(shell_word(Path::new("/tmp/lab-1")), "/tmp/lab-1");
+        assert_eq!(shell_word(Path::new("/tmp/my lab")), "'/tmp/my lab'");
+        assert_eq!(
+            shell_word(Path::new("/tmp/$(touch x)")),
+            "'/tmp/$(touch x)'"
+        );
+        assert_eq!(shell_word(Path::new("/tmp/it's")), "'/tmp/it'\\''s'");
+        assert_eq!(shell_word(Path::new("/tmp/a\nb")), "'/tmp/a\nb'");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use siu_specs::DesiredState;
 use siu_specs::desired::Environment;
 
 use super::decide::Decision;
+use super::remedies::FailureKind;
 use super::view::View;
 
 /// The format version of saved plan files.
@@ -201,6 +202,10 @@ pub struct Action {
     /// What the administrator should do when the action is blocked or unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remedy: Option<String>,
+    /// The kind of failure that blocks the action, which `apply` records as the reason of
+    /// the condition the action decides. `None` for a blocked action reads as `Other`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
     /// The changes `apply` makes, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
@@ -220,6 +225,7 @@ impl Action {
             kind,
             reason: reason.into(),
             remedy: None,
+            failure: None,
             steps: Vec::new(),
         }
     }
@@ -233,6 +239,12 @@ impl Action {
     /// Adds the administrator's remedy.
     pub fn with_remedy(mut self, remedy: impl Into<String>) -> Self {
         self.remedy = Some(remedy.into());
+        self
+    }
+
+    /// Adds the kind of failure that blocks the action.
+    pub fn with_failure(mut self, kind: FailureKind) -> Self {
+        self.failure = Some(kind);
         self
     }
 }
@@ -251,8 +263,15 @@ pub struct Plan {
     pub environment: String,
     /// When the plan was made.
     pub created: DateTime<Utc>,
-    /// Fingerprint of the desired view: a changed spec invalidates a saved plan.
+    /// Fingerprint of the desired view and the spec: a changed spec invalidates a saved plan.
+    /// The desired view also contains values read from live systems (the client ID of an
+    /// application that apply registered, an EWS URL from Autodiscover), so a change of
+    /// those changes it too.
     pub desired_fingerprint: String,
+    /// Fingerprint of the spec alone, so that a stale saved plan can name what changed.
+    /// Plans saved by a siuctl without it have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_fingerprint: Option<String>,
     /// Fingerprint of the live view: changed live state invalidates a saved plan.
     pub live_fingerprint: String,
     /// The desired view.
@@ -365,6 +384,27 @@ impl Plan {
             .all(|a| !matches!(a.kind, ActionKind::Unknown | ActionKind::Blocked))
     }
 
+    /// Names what changed since this saved plan was made, by comparing it with the `fresh`
+    /// plan: "the spec", "the live state" or both.
+    pub fn stale_reason(&self, fresh: &Plan) -> &'static str {
+        let live_changed = self.live_fingerprint != fresh.live_fingerprint;
+        let desired_changed = self.desired_fingerprint != fresh.desired_fingerprint;
+        let spec_changed = self
+            .spec_fingerprint
+            .as_ref()
+            .map(|saved| Some(saved) != fresh.spec_fingerprint.as_ref());
+
+        // The desired view contains values read from live systems, so a changed desired
+        // view with an unchanged spec is changed live state.
+        match spec_changed {
+            Some(true) if live_changed => "the spec and the live state",
+            Some(true) => "the spec",
+            Some(false) => "the live state",
+            None if desired_changed => "the spec or the live state",
+            None => "the live state",
+        }
+    }
+
     /// The plan for people: one line per resource, the diff, the remedies and a summary.
     pub fn render(&self) -> String {
         let mut text = String::new();
@@ -439,6 +479,12 @@ pub fn desired_fingerprint(desired: &DesiredState, view: &View) -> String {
     hex(&hasher.finalize())
 }
 
+/// Computes the fingerprint of a spec alone: SHA-256 of its normalized values.
+pub fn spec_fingerprint(desired: &DesiredState) -> String {
+    let json = serde_json::to_vec(desired).expect("the desired state serializes");
+    hex(&Sha256::digest(&json))
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -457,6 +503,7 @@ impl Plan {
             .to_owned(),
             created: Utc::now(),
             desired_fingerprint: desired_fingerprint(desired, &decision.desired),
+            spec_fingerprint: Some(spec_fingerprint(desired)),
             live_fingerprint: fingerprint(&decision.live),
             desired: decision.desired,
             live: decision.live,
@@ -483,6 +530,7 @@ mod tests {
             environment: "onPremises".into(),
             created: Utc::now(),
             desired_fingerprint: fingerprint(&desired),
+            spec_fingerprint: None,
             live_fingerprint: fingerprint(&live),
             desired,
             live,
@@ -519,6 +567,39 @@ mod tests {
         )]);
         assert!(!plan.has_changes());
         assert!(!plan.is_clean());
+    }
+
+    #[test]
+    fn stale_reason_tells_spec_from_live_state() {
+        let mut saved = plan(Vec::new());
+        saved.spec_fingerprint = Some("spec".into());
+        let base = saved.clone();
+        let fresh_with = |spec: &str, desired: &str, live: &str| Plan {
+            spec_fingerprint: Some(spec.into()),
+            desired_fingerprint: desired.into(),
+            live_fingerprint: live.into(),
+            ..base.clone()
+        };
+        let desired = saved.desired_fingerprint.clone();
+        let live = saved.live_fingerprint.clone();
+
+        // A registered application changes the live view and, through its client ID, the
+        // desired view, but not the spec.
+        let registered = fresh_with("spec", "other view", "other live");
+        assert_eq!(saved.stale_reason(&registered), "the live state");
+        // Another EWS URL from Autodiscover changes only the desired view.
+        let only_view = fresh_with("spec", "other view", &live);
+        assert_eq!(saved.stale_reason(&only_view), "the live state");
+        let edited = fresh_with("other spec", "other view", &live);
+        assert_eq!(saved.stale_reason(&edited), "the spec");
+        let both = fresh_with("other spec", "other view", "other live");
+        assert_eq!(saved.stale_reason(&both), "the spec and the live state");
+
+        saved.spec_fingerprint = None;
+        let view = fresh_with("spec", "other view", &live);
+        assert_eq!(saved.stale_reason(&view), "the spec or the live state");
+        let live_only = fresh_with("spec", &desired, "other live");
+        assert_eq!(saved.stale_reason(&live_only), "the live state");
     }
 
     #[test]

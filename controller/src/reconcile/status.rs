@@ -1,9 +1,9 @@
-//! Conditions and the status file that `apply` and `run` write into the state directory.
+//! Conditions and the status file that `apply` writes into the state directory.
 //!
 //! A condition is one fact about the service (the account is ready, impersonation works, the
 //! application authenticates) with a status, a machine-readable reason, a message for people
-//! and the time it last changed, in the style of Kubernetes conditions. `siuctl status`
-//! prints them; `siuctl run` refreshes them on every reconcile.
+//! and the time it last changed, in the style of Kubernetes conditions. `siuctl apply`
+//! writes them from its checks, and `siuctl status` prints them.
 
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,9 @@ pub struct Condition {
     pub kind: ConditionType,
     /// Whether it holds.
     pub status: ConditionStatus,
-    /// A CamelCase reason (`AccountDisabled`, `Granted`, `EwsBlocked`).
+    /// A CamelCase reason: `Ready` when the condition holds, `NotChecked` when it could not
+    /// be checked, and otherwise the kind of failure (`AccountDisabled`,
+    /// `ManagementScopeMissing`).
     pub reason: String,
     /// What it means, with the remedy when it does not hold.
     pub message: String,
@@ -129,7 +131,9 @@ pub struct StatusFile {
     pub account: String,
     /// The last apply.
     pub last_apply: Option<ApplyRecord>,
-    /// The last background reconcile of `siuctl run`.
+    /// When a background reconcile last ran.
+    // NOTE: no command sets it yet. `apply` keeps the value it finds and starts a new file
+    // without one.
     pub last_reconcile: Option<DateTime<Utc>>,
     /// The scope as the last apply or reconcile resolved it.
     #[serde(default)]

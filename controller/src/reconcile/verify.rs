@@ -18,7 +18,7 @@ use super::classify;
 use super::context::Context;
 use super::observed::Observed;
 use super::plan::{Action, ActionKind, Resource};
-use super::remedies::{self, Diagnosis};
+use super::remedies::{self, Diagnosis, FailureKind};
 use super::status::{Condition, ConditionStatus, ConditionType};
 use crate::providers::entra::{AppCredential, ReplicationPolicy, ReplicationWait, TokenError};
 use crate::providers::exchange::ews::{
@@ -255,10 +255,11 @@ fn outcome_of_resource(
         }
     }
     match action.kind {
-        ActionKind::Blocked => CheckOutcome::Failed(Diagnosis::other(
-            action.reason.clone(),
-            action.remedy.clone().unwrap_or_default(),
-        )),
+        ActionKind::Blocked => CheckOutcome::Failed(Diagnosis {
+            kind: action.failure.unwrap_or(FailureKind::Other),
+            message: action.reason.clone(),
+            remedy: action.remedy.clone().unwrap_or_default(),
+        }),
         ActionKind::Unknown => CheckOutcome::Unknown {
             reason: action.reason.clone(),
         },

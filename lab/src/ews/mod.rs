@@ -78,11 +78,29 @@ fn server_version(deployment: Deployment) -> &'static ServerVersion {
     }
 }
 
-/// Reads a request body up to [`MAX_REQUEST_BYTES`], or returns the 413 response.
+/// Reads a request body up to [`MAX_REQUEST_BYTES`], or returns the error response: 413 for a
+/// larger body, as soon as its `Content-Length` shows it, and 400 for a body that stalls or
+/// breaks off.
 pub(crate) async fn read_body(body: Body) -> Result<bytes::Bytes, Response> {
-    axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-        .await
-        .map_err(|_| StatusCode::PAYLOAD_TOO_LARGE.into_response())
+    let declared = axum::body::HttpBody::size_hint(&body).lower();
+    if declared > MAX_REQUEST_BYTES as u64 {
+        tracing::debug!(declared, "request body is larger than the limit");
+        return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    }
+    let mut chunks = body.into_data_stream();
+    let mut collected = bytes::BytesMut::new();
+    while let Some(chunk) = futures::StreamExt::next(&mut chunks).await {
+        let chunk = chunk.map_err(|error| {
+            tracing::debug!(%error, "failed to read the request body");
+            StatusCode::BAD_REQUEST.into_response()
+        })?;
+        if collected.len() + chunk.len() > MAX_REQUEST_BYTES {
+            tracing::debug!("request body is larger than the limit");
+            return Err(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+        }
+        collected.extend_from_slice(&chunk);
+    }
+    Ok(collected.freeze())
 }
 
 /// A parsed EWS request, kept until authentication decides whether it is served.

@@ -3,8 +3,9 @@
 //! Requests are read by local names only: clients choose their own namespace prefixes
 //! (`s:`/`soap:`/`soapenv:`, `m:`, `t:`), and EWS element names do not collide across its
 //! namespaces. The parser rejects what WCF rejects before an operation runs: malformed XML,
-//! document type declarations and entities other than the five predefined ones. Nesting is
-//! bounded so that a hostile request cannot exhaust the stack.
+//! document type declarations and entities other than the five predefined ones. Nesting and
+//! the number of elements are bounded, so that a hostile request can exhaust neither the stack
+//! nor memory, and the work to parse a document grows linearly with its length.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -14,6 +15,12 @@ use quick_xml::{Reader, XmlVersion};
 
 /// Deepest element nesting accepted; EWS requests nest about 12 levels deep.
 const MAX_DEPTH: usize = 64;
+
+/// Maximum number of elements in one document. An element takes at least 112 bytes of tree
+/// plus its name, so a 64 MiB body of 16 million empty elements would need several GB.
+// NOTE: this is the lab's own bound, not one Exchange documents. A CreateItem of 1,000 items
+// with 50 elements each stays well below it.
+const MAX_ELEMENTS: usize = 100_000;
 
 /// One element: its local name, attributes by local name, children and text.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -78,35 +85,48 @@ impl Element {
 
 /// Parses a document into its root element.
 pub fn parse(text: &str) -> Result<Element, XmlError> {
+    parse_with(text, &mut Positions::new(text))
+}
+
+fn parse_with(text: &str, positions: &mut Positions<'_>) -> Result<Element, XmlError> {
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut elements = 0usize;
     loop {
         let position = reader.buffer_position();
         let event = reader
             .read_event()
-            .map_err(|e| error_at(text, reader.error_position(), e.to_string()))?;
+            .map_err(|e| positions.error(reader.error_position(), e.to_string()))?;
+        if matches!(event, Event::Start(_) | Event::Empty(_)) {
+            elements += 1;
+            if elements > MAX_ELEMENTS {
+                return Err(positions.error(
+                    position,
+                    format!("the document has more than {MAX_ELEMENTS} elements"),
+                ));
+            }
+        }
         match event {
             Event::Start(start) => {
                 if root.is_some() {
-                    return Err(error_at(text, position, "content after the root element"));
+                    return Err(positions.error(position, "content after the root element"));
                 }
                 if stack.len() == MAX_DEPTH {
-                    return Err(error_at(
-                        text,
+                    return Err(positions.error(
                         position,
                         format!("elements nest deeper than {MAX_DEPTH} levels"),
                     ));
                 }
-                stack.push(element_from(text, position, &start)?);
+                stack.push(element_from(positions, position, &start)?);
             }
             Event::Empty(start) => {
-                let element = element_from(text, position, &start)?;
+                let element = element_from(positions, position, &start)?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None if root.is_none() => root = Some(element),
                     None => {
-                        return Err(error_at(text, position, "content after the root element"));
+                        return Err(positions.error(position, "content after the root element"));
                     }
                 }
             }
@@ -119,11 +139,11 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
             }
             Event::Text(content) => {
                 let content = content.xml10_content();
-                push_text(text, position, &mut stack, &content)?;
+                push_text(positions, position, &mut stack, &content)?;
             }
             Event::CData(content) => {
                 let content = content.into_inner();
-                push_text(text, position, &mut stack, &content)?;
+                push_text(positions, position, &mut stack, &content)?;
             }
             Event::GeneralRef(reference) => {
                 let resolved: Cow<'_, str> = match reference.resolve_char_ref() {
@@ -135,40 +155,31 @@ pub fn parse(text: &str) -> Result<Element, XmlError> {
                         "apos" => "'".into(),
                         "quot" => "\"".into(),
                         other => {
-                            return Err(error_at(
-                                text,
+                            return Err(positions.error(
                                 position,
                                 format!("reference to undeclared entity `{other}`"),
                             ));
                         }
                     },
-                    Err(e) => return Err(error_at(text, position, e.to_string())),
+                    Err(e) => return Err(positions.error(position, e.to_string())),
                 };
-                push_text(text, position, &mut stack, &resolved)?;
+                push_text(positions, position, &mut stack, &resolved)?;
             }
             Event::DocType(_) => {
-                return Err(error_at(
-                    text,
-                    position,
-                    "document type declarations are not allowed",
-                ));
+                return Err(positions.error(position, "document type declarations are not allowed"));
             }
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
             Event::Eof => break,
         }
     }
     if !stack.is_empty() {
-        return Err(error_at(
-            text,
-            text.len() as u64,
-            "unexpected end of document",
-        ));
+        return Err(positions.error(text.len() as u64, "unexpected end of document"));
     }
-    root.ok_or_else(|| error_at(text, 0, "the document has no root element"))
+    root.ok_or_else(|| positions.error(0, "the document has no root element"))
 }
 
 fn push_text(
-    source: &str,
+    positions: &mut Positions<'_>,
     position: u64,
     stack: &mut [Element],
     content: &str,
@@ -179,13 +190,17 @@ fn push_text(
             Ok(())
         }
         None if content.trim().is_empty() => Ok(()),
-        None => Err(error_at(source, position, "text outside the root element")),
+        None => Err(positions.error(position, "text outside the root element")),
     }
 }
 
-fn element_from(source: &str, position: u64, start: &BytesStart<'_>) -> Result<Element, XmlError> {
+fn element_from(
+    positions: &mut Positions<'_>,
+    position: u64,
+    start: &BytesStart<'_>,
+) -> Result<Element, XmlError> {
     let name = start.local_name().as_ref().to_string();
-    let (line, column) = line_and_column(source, position);
+    let (line, column) = positions.line_and_column(position);
     let mut element = Element {
         name,
         line,
@@ -193,7 +208,7 @@ fn element_from(source: &str, position: u64, start: &BytesStart<'_>) -> Result<E
         ..Element::default()
     };
     for attribute in start.attributes() {
-        let attribute = attribute.map_err(|e| error_at(source, position, e.to_string()))?;
+        let attribute = attribute.map_err(|e| positions.error(position, e.to_string()))?;
         let key = attribute.key;
         let is_namespace =
             key.as_ref() == "xmlns" || key.prefix().is_some_and(|p| p.as_ref() == "xmlns");
@@ -202,30 +217,69 @@ fn element_from(source: &str, position: u64, start: &BytesStart<'_>) -> Result<E
         }
         let value = attribute
             .normalized_value(XmlVersion::Implicit1_0)
-            .map_err(|e| error_at(source, position, e.to_string()))?;
+            .map_err(|e| positions.error(position, e.to_string()))?;
         let local = key.local_name().as_ref().to_string();
         element.attributes.push((local, value.into_owned()));
     }
     Ok(element)
 }
 
-fn error_at(source: &str, position: u64, message: impl Into<String>) -> XmlError {
-    let (line, column) = line_and_column(source, position);
-    XmlError {
-        line,
-        column,
-        message: message.into(),
-    }
+/// Converts byte offsets of a document into 1-based lines and columns (columns count bytes).
+///
+/// The parser requests offsets in increasing order, so the scan resumes where the last one
+/// stopped and reads each byte once. An earlier offset, which only an error requests, scans
+/// again from the start.
+struct Positions<'a> {
+    source: &'a [u8],
+    /// The offset of the last lookup.
+    offset: usize,
+    /// The line at `offset`.
+    line: usize,
+    /// The offset where that line starts.
+    line_start: usize,
+    /// Bytes examined in total.
+    scanned: usize,
 }
 
-fn line_and_column(source: &str, position: u64) -> (usize, usize) {
-    let offset = usize::try_from(position)
-        .unwrap_or(usize::MAX)
-        .min(source.len());
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, column)
+impl<'a> Positions<'a> {
+    fn new(source: &'a str) -> Self {
+        Self {
+            source: source.as_bytes(),
+            offset: 0,
+            line: 1,
+            line_start: 0,
+            scanned: 0,
+        }
+    }
+
+    fn line_and_column(&mut self, position: u64) -> (usize, usize) {
+        let target = usize::try_from(position)
+            .unwrap_or(usize::MAX)
+            .min(self.source.len());
+        if target < self.offset {
+            self.offset = 0;
+            self.line = 1;
+            self.line_start = 0;
+        }
+        for (index, byte) in self.source[self.offset..target].iter().enumerate() {
+            if *byte == b'\n' {
+                self.line += 1;
+                self.line_start = self.offset + index + 1;
+            }
+        }
+        self.scanned += target - self.offset;
+        self.offset = target;
+        (self.line, target - self.line_start + 1)
+    }
+
+    fn error(&mut self, position: u64, message: impl Into<String>) -> XmlError {
+        let (line, column) = self.line_and_column(position);
+        XmlError {
+            line,
+            column,
+            message: message.into(),
+        }
+    }
 }
 
 /// Escapes text for an element's content or a double-quoted attribute value.
@@ -307,6 +361,40 @@ mod tests {
         let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
         let error = parse(&deep).unwrap_err();
         assert!(error.message.contains("deeper"), "{error}");
+    }
+
+    #[test]
+    fn positions_count_lines_and_byte_columns() {
+        let error = parse("<a>\n  <b>\n  </c></a>").unwrap_err();
+        assert_eq!((error.line, error.column), (3, 3), "{error}");
+        let root = parse("<a>\n<b/><c/>\n  <d/></a>").expect("parses");
+        let columns: Vec<(usize, usize)> =
+            root.children.iter().map(|c| (c.line, c.column)).collect();
+        assert_eq!(columns, [(2, 1), (2, 5), (3, 3)]);
+    }
+
+    #[test]
+    fn wide_document_is_scanned_once() {
+        let wide = format!("<a>{}</a>", "<b/>\n".repeat(20_000));
+        let mut positions = Positions::new(&wide);
+        let root = parse_with(&wide, &mut positions).expect("parses");
+        assert_eq!(root.children.len(), 20_000);
+        assert_eq!(root.children[19_999].line, 20_000);
+        assert!(
+            positions.scanned <= wide.len(),
+            "scanned {} bytes of a {}-byte document",
+            positions.scanned,
+            wide.len()
+        );
+    }
+
+    #[test]
+    fn element_count_is_bounded() {
+        let wide = format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS));
+        let error = parse(&wide).unwrap_err();
+        assert!(error.message.contains("more than"), "{error}");
+        let within = format!("<a>{}</a>", "<b/>".repeat(MAX_ELEMENTS - 1));
+        assert!(parse(&within).is_ok());
     }
 
     #[test]

@@ -412,12 +412,13 @@ pub(super) async fn list(
         .filter(|item| options.matches(item))
         .collect();
     let total = matching.len();
+    let end = skip.saturating_add(top).min(total);
     let page: Vec<Value> = matching
-        .drain(skip.min(total)..(skip + top).min(total))
+        .drain(skip.min(end)..end)
         .map(|item| shape(&options, item))
         .collect();
-    let next = (skip + top < total).then(|| {
-        let query = with_query_option(uri.query(), "$skip", &(skip + top).to_string());
+    let next = (end < total).then(|| {
+        let query = with_query_option(uri.query(), "$skip", &end.to_string());
         format!(
             "{}{}?{query}",
             lab.endpoints().graph,

@@ -271,11 +271,50 @@ fn looks_like_guid(word: &str) -> bool {
     Uuid::parse_str(word).is_ok()
 }
 
+/// Deepest nesting of parentheses, `not` and lambda operators in a `$filter`.
+// NOTE: the lab's own bound, because the parser and the evaluation recurse once per level.
+const MAX_FILTER_DEPTH: usize = 32;
+
+/// Maximum number of operators and comparisons in a `$filter`, which bounds the size and the
+/// depth of the expression tree. ASP.NET OData's `MaxNodeCount` defaults to 100 too (it
+/// counts property and literal nodes as well); what Graph allows is not documented.
+const MAX_FILTER_NODES: usize = 100;
+
 struct Parser {
     tokens: VecDeque<Token>,
+    /// Nesting of the expression being read.
+    depth: usize,
+    /// Operators and comparisons read so far.
+    nodes: usize,
 }
 
 impl Parser {
+    /// Counts one operator or comparison of the tree.
+    fn count_node(&mut self) -> Result<(), String> {
+        self.nodes += 1;
+        if self.nodes > MAX_FILTER_NODES {
+            return Err(format!(
+                "the expression has more than {MAX_FILTER_NODES} operators and comparisons"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Enters one level of parentheses, `not` or a lambda; [`Parser::leave`] ends it.
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        if self.depth > MAX_FILTER_DEPTH {
+            return Err(format!(
+                "the expression nests deeper than {MAX_FILTER_DEPTH} levels"
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&mut self) {
+        self.depth -= 1;
+    }
+
     fn peek_keyword(&self, keyword: &str) -> bool {
         matches!(self.tokens.front(), Some(Token::Ident(w)) if w.eq_ignore_ascii_case(keyword))
     }
@@ -292,6 +331,7 @@ impl Parser {
         let mut left = self.and()?;
         while self.peek_keyword("or") {
             self.tokens.pop_front();
+            self.count_node()?;
             let right = self.and()?;
             left = Filter::Or(Box::new(left), Box::new(right));
         }
@@ -302,6 +342,7 @@ impl Parser {
         let mut left = self.unary()?;
         while self.peek_keyword("and") {
             self.tokens.pop_front();
+            self.count_node()?;
             let right = self.unary()?;
             left = Filter::And(Box::new(left), Box::new(right));
         }
@@ -311,16 +352,23 @@ impl Parser {
     fn unary(&mut self) -> Result<Filter, String> {
         if self.peek_keyword("not") {
             self.tokens.pop_front();
-            return Ok(Filter::Not(Box::new(self.unary()?)));
+            self.count_node()?;
+            self.enter()?;
+            let inner = self.unary()?;
+            self.leave();
+            return Ok(Filter::Not(Box::new(inner)));
         }
         if self.tokens.front() == Some(&Token::Open) {
             self.tokens.pop_front();
+            self.enter()?;
             let inner = self.or()?;
+            self.leave();
             self.expect(Token::Close)?;
             return Ok(inner);
         }
         if self.peek_keyword("startswith") {
             self.tokens.pop_front();
+            self.count_node()?;
             self.expect(Token::Open)?;
             let path = self.path()?;
             self.expect(Token::Comma)?;
@@ -381,7 +429,10 @@ impl Parser {
                 other => return Err(format!("expected a range variable, found {other:?}")),
             };
             self.expect(Token::Colon)?;
+            self.count_node()?;
+            self.enter()?;
             let inner = self.or()?;
+            self.leave();
             self.expect(Token::Close)?;
             return Ok(Filter::Lambda {
                 path,
@@ -411,6 +462,7 @@ impl Parser {
             Some(Token::Ident(w)) if looks_like_guid(&w) => Literal::String(w),
             other => return Err(format!("expected a literal, found {other:?}")),
         };
+        self.count_node()?;
         Ok(Filter::Compare { path, op, value })
     }
 }
@@ -424,6 +476,8 @@ impl Filter {
         let tokens = tokenize(text).map_err(invalid)?;
         let mut parser = Parser {
             tokens: tokens.into(),
+            depth: 0,
+            nodes: 0,
         };
         let filter = parser.or().map_err(invalid)?;
         if let Some(extra) = parser.tokens.front() {
@@ -640,6 +694,10 @@ pub fn page_of(
         Some(text) => {
             let token = SkipToken::decode(text)?;
             match cursors.get(token.snapshot) {
+                // Every skip token the lab issues points inside its snapshot.
+                Some(ids) if token.offset >= ids.len() => {
+                    return Err(GraphError::for_directory_bad_request("Invalid skip token."));
+                }
                 Some(ids) => (token.snapshot, ids, token.offset),
                 None => {
                     // NOTE: a forgotten snapshot is rebuilt from the current directory, so a
@@ -661,7 +719,7 @@ pub fn page_of(
             (cursors.insert(ids.clone()), ids, 0)
         }
     };
-    let end = (offset + size).min(ids.len());
+    let end = offset.saturating_add(size).min(ids.len());
     let page = ids.get(offset..end).unwrap_or_default().to_vec();
     let next = (end < ids.len()).then_some(SkipToken {
         snapshot,
@@ -751,6 +809,33 @@ mod tests {
     }
 
     #[test]
+    fn filter_nesting_and_size_are_bounded() {
+        let nested = |depth: usize| {
+            format!(
+                "{}displayName eq 'x'{}",
+                "(".repeat(depth),
+                ")".repeat(depth)
+            )
+        };
+        assert!(Filter::parse(&nested(MAX_FILTER_DEPTH)).is_ok());
+        let too_deep = Filter::parse(&nested(MAX_FILTER_DEPTH + 1)).expect_err("too deep");
+        assert!(
+            too_deep.message.contains("nests deeper"),
+            "{}",
+            too_deep.message
+        );
+
+        let nots = format!("{}a eq 1", "not ".repeat(MAX_FILTER_DEPTH + 1));
+        assert!(Filter::parse(&nots).is_err());
+
+        // `a eq 1` and `and` count one node each: 50 comparisons make 99 nodes.
+        let chain = |comparisons: usize| vec!["a eq 1"; comparisons].join(" and ");
+        assert!(Filter::parse(&chain(50)).is_ok());
+        let too_big = Filter::parse(&chain(51)).expect_err("too many nodes");
+        assert!(too_big.message.contains("more than"), "{}", too_big.message);
+    }
+
+    #[test]
     fn bare_guid_is_a_string_literal() {
         let filter =
             Filter::parse("appId eq 6f1c0a3e-2b7d-4e59-9c0f-1a2b3c4d5e6f").expect("parses");
@@ -785,6 +870,22 @@ mod tests {
             }
         }
         assert_eq!(seen, all);
+    }
+
+    #[test]
+    fn skip_token_past_snapshot_is_rejected() {
+        let cursors = Cursors::default();
+        let all: Vec<Uuid> = (0..250).map(|_| Uuid::new_v4()).collect();
+        let first = page_of(&cursors, &QueryOptions::default(), || all.clone()).expect("page");
+        let snapshot = first.next.expect("a second page").snapshot;
+        for offset in [250, usize::MAX] {
+            let options = QueryOptions {
+                skip_token: Some(SkipToken { snapshot, offset }.encode()),
+                ..QueryOptions::default()
+            };
+            let error = page_of(&cursors, &options, || all.clone()).expect_err("forged offset");
+            assert_eq!(error.status, 400, "offset {offset}");
+        }
     }
 
     #[test]

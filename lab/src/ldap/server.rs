@@ -16,7 +16,7 @@ use ldap3_proto::DisconnectionNotice;
 use ldap3_proto::proto::{
     LdapBindResponse, LdapExtendedResponse, LdapMsg, LdapOp, LdapResult, LdapResultCode,
 };
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
@@ -106,7 +106,7 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(error) => {
-                    tracing::warn!(service, %error, "failed to accept a connection");
+                    crate::serve::pause_after_accept_error(service, &error).await;
                     continue;
                 }
             },
@@ -210,7 +210,8 @@ async fn serve(
         }
         match flow {
             Flow::Continue => {}
-            Flow::Close | Flow::Drop => break,
+            Flow::Close => break,
+            Flow::Drop => return,
             Flow::StartTls => {
                 let parts = framed.into_parts();
                 if !parts.read_buf.is_empty() {
@@ -237,6 +238,10 @@ async fn serve(
             }
         }
     }
+    // Shutting down sends a TLS close_notify before the FIN, as Active Directory does after an
+    // unbind, so that clients see a clean end of stream rather than a truncation.
+    let mut stream = framed.into_inner();
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
     tracing::trace!(connection = session.id, peer = %session.peer, "connection closed");
 }
 
@@ -244,7 +249,7 @@ async fn serve(
 /// discards for up to a second. Closing with unread data would make the kernel reset the
 /// connection, and the client could lose the notice of disconnection sent just before.
 async fn linger(mut stream: Stream) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let _ = stream.shutdown().await;
     let mut scratch = vec![0u8; 64 * 1024];
     let drain = async { while matches!(stream.read(&mut scratch).await, Ok(n) if n > 0) {} };

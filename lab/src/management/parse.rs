@@ -9,6 +9,10 @@
 //! continuation are supported too. Everything else, in particular `$variable` and `$(...)` expansion inside
 //! double quotes, subexpressions and redirection, is rejected with an error before anything
 //! runs: the stand-in never evaluates text it does not understand.
+//!
+//! As in PowerShell, the typographic quotes U+2018 to U+201B are single quotes and U+201C to
+//! U+201E double quotes. A caller that escapes only the ASCII quotes therefore gets the same
+//! injected statements here as from a real shell.
 
 use std::fmt;
 
@@ -113,11 +117,25 @@ struct Lexer<'a> {
 /// Characters that end a bare word.
 fn ends_word(c: char) -> bool {
     c.is_whitespace()
-        || matches!(
-            c,
-            '|' | ';' | ',' | '(' | ')' | '{' | '}' | '\'' | '"' | '='
-        )
+        || is_single_quote(c)
+        || is_double_quote(c)
+        || matches!(c, '|' | ';' | ',' | '(' | ')' | '{' | '}' | '=')
 }
+
+/// Returns whether PowerShell reads `c` as a single quote: the apostrophe and the typographic
+/// single quotes U+2018 to U+201B open, close and (written twice) escape a single-quoted string.
+fn is_single_quote(c: char) -> bool {
+    matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}')
+}
+
+/// Returns whether PowerShell reads `c` as a double quote: `"` and U+201C to U+201E.
+fn is_double_quote(c: char) -> bool {
+    matches!(c, '"' | '\u{201C}' | '\u{201D}' | '\u{201E}')
+}
+
+/// Deepest nesting of `@(...)` and `@{...}` values. The cmdlets the stand-in runs take at most
+/// a hashtable of lists, so this only stops a hostile script from exhausting the stack.
+const MAX_NESTING: usize = 32;
 
 impl<'a> Lexer<'a> {
     fn error(&self, offset: usize, message: impl Into<String>) -> ParseError {
@@ -165,11 +183,11 @@ impl<'a> Lexer<'a> {
                 ',' => self.single(Token::Comma, offset),
                 '=' => self.single(Token::Equals, offset),
                 ')' | '}' => self.single(Token::Close(c), offset),
-                '\'' => {
+                c if is_single_quote(c) => {
                     let text = self.single_quoted(offset)?;
                     self.tokens.push((Token::Quoted(text), offset));
                 }
-                '"' => {
+                c if is_double_quote(c) => {
                     let text = self.double_quoted(offset)?;
                     self.tokens.push((Token::Quoted(text), offset));
                 }
@@ -284,12 +302,14 @@ impl<'a> Lexer<'a> {
         let mut text = String::new();
         loop {
             match self.chars.next() {
-                Some((_, '\'')) => {
-                    if let Some((_, '\'')) = self.chars.peek() {
-                        self.chars.next();
-                        text.push('\'');
-                    } else {
-                        return Ok(text);
+                Some((_, quote)) if is_single_quote(quote) => {
+                    // PowerShell keeps the second quote of a doubled pair.
+                    match self.chars.peek() {
+                        Some(&(_, second)) if is_single_quote(second) => {
+                            self.chars.next();
+                            text.push(second);
+                        }
+                        _ => return Ok(text),
                     }
                 }
                 Some((_, c)) => text.push(c),
@@ -303,14 +323,13 @@ impl<'a> Lexer<'a> {
         let mut text = String::new();
         loop {
             match self.chars.next() {
-                Some((_, '"')) => {
-                    if let Some((_, '"')) = self.chars.peek() {
+                Some((_, quote)) if is_double_quote(quote) => match self.chars.peek() {
+                    Some(&(_, second)) if is_double_quote(second) => {
                         self.chars.next();
-                        text.push('"');
-                    } else {
-                        return Ok(text);
+                        text.push(second);
                     }
-                }
+                    _ => return Ok(text),
+                },
                 Some((_, '`')) => match self.chars.next() {
                     Some((_, 'n')) => text.push('\n'),
                     Some((_, 't')) => text.push('\t'),
@@ -352,6 +371,7 @@ pub fn parse(script: &str) -> Result<Vec<Statement>, ParseError> {
         tokens,
         position: 0,
         source: script,
+        nesting: 0,
     };
     parser.script()
 }
@@ -360,6 +380,8 @@ struct Parser<'a> {
     tokens: Vec<(Token, usize)>,
     position: usize,
     source: &'a str,
+    /// How many `@(` and `@{` the value being read is inside.
+    nesting: usize,
 }
 
 impl Parser<'_> {
@@ -504,26 +526,50 @@ impl Parser<'_> {
                     ),
                 )),
             },
-            Some((Token::TableOpen, _)) => self.table(offset),
+            Some((Token::TableOpen, _)) => {
+                self.enter(offset)?;
+                let table = self.table(offset)?;
+                self.nesting -= 1;
+                Ok(table)
+            }
             Some((Token::ArrayOpen, _)) => {
-                let mut items = Vec::new();
-                loop {
-                    while matches!(self.peek(), Some(Token::Separator) | Some(Token::Comma)) {
-                        self.next();
-                    }
-                    match self.peek() {
-                        Some(Token::Close(')')) => {
-                            self.next();
-                            return Ok(Value::List(items));
-                        }
-                        None => {
-                            return Err(self.error(offset, "the array `@(` is not closed with `)`"));
-                        }
-                        _ => items.push(self.value()?),
-                    }
-                }
+                self.enter(offset)?;
+                let array = self.array(offset)?;
+                self.nesting -= 1;
+                Ok(array)
             }
             _ => Err(self.error(offset, "expected a value")),
+        }
+    }
+
+    /// Enters one `@(` or `@{`, or fails when values nest deeper than [`MAX_NESTING`].
+    fn enter(&mut self, offset: usize) -> Result<(), ParseError> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(self.error(
+                offset,
+                format!("arrays and hashtables nest deeper than {MAX_NESTING} levels"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn array(&mut self, offset: usize) -> Result<Value, ParseError> {
+        let mut items = Vec::new();
+        loop {
+            while matches!(self.peek(), Some(Token::Separator) | Some(Token::Comma)) {
+                self.next();
+            }
+            match self.peek() {
+                Some(Token::Close(')')) => {
+                    self.next();
+                    return Ok(Value::List(items));
+                }
+                None => {
+                    return Err(self.error(offset, "the array `@(` is not closed with `)`"));
+                }
+                _ => items.push(self.value()?),
+            }
         }
     }
 
@@ -611,6 +657,58 @@ mod tests {
                 "alice'; Remove-ManagementRoleAssignment -Identity x -Confirm:$false; '".into()
             ))
         );
+    }
+
+    #[test]
+    fn typographic_quotes_delimit_strings() {
+        // Doubling every kind of single quote, as a careful caller does, keeps the value whole.
+        let statements = parse("Get-Mailbox -Identity 'O\u{2019}\u{2019}Brien; Remove-Mailbox x'")
+            .expect("parses");
+        assert_eq!(statements.len(), 1);
+        let Statement::Pipeline(commands) = &statements[0] else {
+            panic!("a pipeline")
+        };
+        assert_eq!(
+            commands[0].arguments[1],
+            Argument::Value(Value::Text("O\u{2019}Brien; Remove-Mailbox x".into()))
+        );
+
+        // Doubling only the apostrophe lets U+2019 close the string, as in PowerShell, and
+        // what follows runs as a statement of its own.
+        let statements =
+            parse("Get-Mailbox -Identity 'O\u{2019}; Remove-Mailbox x; Get-Mailbox \u{2018}'")
+                .expect("parses");
+        assert_eq!(statements.len(), 3, "{statements:?}");
+
+        let statements = parse("Get-Mailbox \u{201C}alice\u{201D}").expect("parses");
+        let Statement::Pipeline(commands) = &statements[0] else {
+            panic!("a pipeline")
+        };
+        assert_eq!(
+            commands[0].arguments[0],
+            Argument::Value(Value::Text("alice".into()))
+        );
+    }
+
+    #[test]
+    fn nesting_of_values_is_bounded() {
+        let arrays = |depth: usize| {
+            format!(
+                "Get-Mailbox -Identity {}'a'{}",
+                "@(".repeat(depth),
+                ")".repeat(depth)
+            )
+        };
+        assert!(parse(&arrays(MAX_NESTING)).is_ok());
+        let error = parse(&arrays(MAX_NESTING + 1)).expect_err("too deep");
+        assert!(error.message.contains("nest deeper"), "{error}");
+
+        let tables = format!(
+            "Get-Mailbox -Identity {}'a'{}",
+            "@{a=".repeat(MAX_NESTING + 1),
+            "}".repeat(MAX_NESTING + 1)
+        );
+        assert!(parse(&tables).is_err());
     }
 
     #[test]

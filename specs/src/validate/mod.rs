@@ -334,7 +334,7 @@ impl Validator<'_> {
         );
         let Some((program, args)) = shell.command.split_first() else {
             self.error(&command_path, format!("`{command_path}` is empty"))
-                .help = Some("give the program and its arguments, for example `[pwsh, -NoProfile, -NonInteractive, -File, scripts/exchange-session.ps1]`".to_owned());
+                .help = Some("give the program and its arguments, for example `[pwsh, -NoProfile, -NonInteractive, -File, scripts/exchange-onprem-shell.ps1, -Server, mail.contoso.com]`".to_owned());
             return None;
         };
         let program_path = format!("{command_path}[0]");

@@ -6,7 +6,7 @@ use siu_specs::desired::{AccountProvisioning, Impersonation};
 use super::{Decision, blocked, failed_read, unknown};
 use crate::reconcile::observed::{AccountState, ImpersonationState, Observed, PasswordState, Read};
 use crate::reconcile::plan::{Action, ActionKind, Resource, Step};
-use crate::reconcile::remedies::{self, Diagnosis};
+use crate::reconcile::remedies::{self, Diagnosis, FailureKind};
 use crate::reconcile::view::Value;
 
 pub(super) fn decide_account(
@@ -207,6 +207,22 @@ pub(super) fn decide_impersonation(
 
     let state: &ImpersonationState = match &observed.impersonation {
         None => {
+            // The role assignments are read only for an account that exists, so a failed
+            // account read is why they were not read.
+            if let Err(failure) = &observed.account {
+                decision.line(
+                    "impersonation.assigned",
+                    Value::flag(true),
+                    unknown(failure),
+                );
+                decision.line("impersonation.scope", desired_scope, unknown(failure));
+                let mut action = failed_read(Resource::Impersonation, upn, failure);
+                action.reason = format!(
+                    "not read, because the account could not be read: {}",
+                    action.reason
+                );
+                return action;
+            }
             decision.line("impersonation.assigned", Value::flag(true), Value::Absent);
             decision.line("impersonation.scope", desired_scope, Value::Absent);
             return match account.kind {
@@ -226,19 +242,14 @@ pub(super) fn decide_impersonation(
                         "impersonation: verifyOnly, and the account does not exist yet",
                     ),
                 ),
-                ActionKind::Unknown => Action::new(
-                    Resource::Impersonation,
-                    upn,
-                    ActionKind::Unknown,
-                    "not read, because the account's read failed",
-                ),
                 _ => Action::new(
                     Resource::Impersonation,
                     upn,
                     ActionKind::Blocked,
                     "not read, because the account is missing",
                 )
-                .with_remedy("fix the account first"),
+                .with_remedy("fix the account first")
+                .with_failure(FailureKind::AccountMissing),
             };
         }
         Some(Err(failure)) => {
@@ -340,5 +351,6 @@ pub(super) fn decide_impersonation(
         .with_remedy(format!(
             "an Exchange administrator runs in the Exchange Management Shell: {command}"
         ))
+        .with_failure(FailureKind::ImpersonationNotGranted)
     }
 }

@@ -102,13 +102,7 @@ pub(super) fn unknown(failure: &ReadFailure) -> Value {
 /// unknown.
 pub(super) fn failed_read(resource: Resource, target: &str, failure: &ReadFailure) -> Action {
     match &failure.diagnosis {
-        Some(diagnosis) => Action::new(
-            resource,
-            target,
-            ActionKind::Blocked,
-            diagnosis.message.clone(),
-        )
-        .with_remedy(diagnosis.remedy.clone()),
+        Some(diagnosis) => blocked(resource, target, diagnosis.clone()),
         None => Action::new(resource, target, ActionKind::Unknown, failure.to_string())
             .with_remedy("fix the read error and plan again; nothing is changed for this resource"),
     }
@@ -117,6 +111,7 @@ pub(super) fn failed_read(resource: Resource, target: &str, failure: &ReadFailur
 pub(super) fn blocked(resource: Resource, target: &str, diagnosis: Diagnosis) -> Action {
     Action::new(resource, target, ActionKind::Blocked, diagnosis.message)
         .with_remedy(diagnosis.remedy)
+        .with_failure(diagnosis.kind)
 }
 
 // The update loop's settings.

@@ -254,9 +254,71 @@ fn missing_existing_account_is_blocked() {
             .is_some_and(|r| r.contains("account.create: true")),
         "{account:?}"
     );
+    let impersonation = action(&decision, Resource::Impersonation);
+    assert_eq!(impersonation.kind, ActionKind::Blocked);
     assert_eq!(
-        action(&decision, Resource::Impersonation).kind,
-        ActionKind::Blocked
+        impersonation.reason,
+        "not read, because the account is missing"
+    );
+    assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::AccountMissing)
+    );
+}
+
+#[test]
+fn unreadable_account_names_why_role_is_unread() {
+    let desired = on_premises();
+    let mut observed = converged(&desired);
+    observed.account = Err(ReadFailure::new(
+        Provider::Directory,
+        "ldaps://dc1.contoso.com",
+        "failed to read the directory bind password",
+    )
+    .with_diagnosis(Diagnosis {
+        kind: remedies::FailureKind::Configuration,
+        message: "failed to read the directory bind password".into(),
+        remedy: "put the bind user's password where onPremises.directory.bindPassword points"
+            .into(),
+    }));
+    observed.impersonation = None;
+
+    let decision = decide(&desired, &observed);
+
+    let impersonation = action(&decision, Resource::Impersonation);
+    assert_eq!(impersonation.kind, ActionKind::Blocked);
+    assert_eq!(
+        impersonation.reason,
+        "not read, because the account could not be read: failed to read the directory bind password"
+    );
+    assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::Configuration)
+    );
+    assert!(
+        impersonation
+            .remedy
+            .as_deref()
+            .is_some_and(|r| r.contains("onPremises.directory.bindPassword")),
+        "{impersonation:?}"
+    );
+    assert!(
+        matches!(
+            decision.live.get("impersonation.assigned"),
+            Some(Value::Unknown(_))
+        ),
+        "{:?}",
+        decision.live.get("impersonation.assigned")
+    );
+
+    observed.account = Err(timeout(Provider::Directory));
+    let decision = decide(&desired, &observed);
+
+    let impersonation = action(&decision, Resource::Impersonation);
+    assert_eq!(impersonation.kind, ActionKind::Unknown);
+    assert!(
+        impersonation.reason.contains("timed out after 1m"),
+        "{impersonation:?}"
     );
 }
 
@@ -424,6 +486,10 @@ fn verify_only_without_assignment_prints_the_command() {
     assert_eq!(impersonation.kind, ActionKind::Blocked);
     assert!(impersonation.steps.is_empty());
     assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::ImpersonationNotGranted)
+    );
+    assert_eq!(
         impersonation.remedy.as_deref(),
         Some(
             "an Exchange administrator runs in the Exchange Management Shell: New-ManagementRoleAssignment -Name 'ApplicationImpersonation-svc-siu' -Role ApplicationImpersonation -User 'svc-siu@contoso.com'"
@@ -445,6 +511,10 @@ fn missing_management_scope_is_blocked() {
     let impersonation = action(&decision, Resource::Impersonation);
     assert_eq!(impersonation.kind, ActionKind::Blocked);
     assert!(impersonation.reason.contains("'SIU mailboxes'"));
+    assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::ManagementScopeMissing)
+    );
 }
 
 #[test]
