@@ -10,6 +10,10 @@
 //! cargo bench -p siu-lab --bench ews_load                  # 120 seconds
 //! cargo bench -p siu-lab --bench ews_load -- --seconds 10  # or SIU_BENCH_SECONDS=10
 //! ```
+//!
+//! Without the `--bench` flag that `cargo bench` passes, as under `cargo test`, or with
+//! `SIU_BENCH_SMOKE=1`, it runs for [`SMOKE_SECONDS`] only, so that the test suite keeps it
+//! building and running without spending minutes on it.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::process::{Command, Stdio};
@@ -25,6 +29,8 @@ use serde::{Deserialize, Serialize};
 const CLIENTS: usize = 100;
 /// Length of a run without `--seconds`.
 const DEFAULT_SECONDS: u64 = 120;
+/// Length of a run in smoke mode.
+const SMOKE_SECONDS: u64 = 2;
 /// Clock ticks per second of `/proc/<pid>/stat`: Linux fixes USER_HZ at 100 for user space.
 const USER_HZ: f64 = 100.0;
 
@@ -54,7 +60,15 @@ fn main() {
             s.parse::<u64>()
                 .expect("--seconds takes a whole number of seconds")
         })
-        .unwrap_or(DEFAULT_SECONDS);
+        .unwrap_or_else(|| {
+            let smoke = !args.iter().any(|a| a == "--bench")
+                || std::env::var("SIU_BENCH_SMOKE").as_deref() == Ok("1");
+            if smoke {
+                SMOKE_SECONDS
+            } else {
+                DEFAULT_SECONDS
+            }
+        });
     drive(Duration::from_secs(seconds));
 }
 

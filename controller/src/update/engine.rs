@@ -592,11 +592,7 @@ async fn attempt(
         mailbox: &mailbox.address,
         keep_original: runtime.options.keep_original,
     };
-    let states = &shared.states;
-    let result = replace(&context, &message, state, &mut |state| {
-        states.save(state, true)
-    })
-    .await;
+    let result = replace(&context, &message, state).await;
 
     // 5. What the result means for the message.
     match result {
@@ -645,7 +641,6 @@ async fn attempt(
                 reason: "waiting for the original".to_owned(),
             }
         }
-        Err(ReplaceError::State(error)) => count_failure(state, "state", error_chain(&error)),
         Err(ReplaceError::Store(error)) => store_failure(
             shared,
             runtime,

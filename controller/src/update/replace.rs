@@ -12,8 +12,10 @@
 //!    replacements with the same key, which only a race between two instances can create,
 //!    are deleted so that one remains.
 //! 2. Otherwise the original is picked (by send time and size when several items share its
-//!    Message-ID) and recorded in the state file, synced to disk, and on the replacement, so
-//!    that a replay deletes that original and no other.
+//!    Message-ID) and named on the replacement, so that a replay deletes that original and
+//!    no other. The replacement and its marker are created in one request, so the server
+//!    holds the pick as soon as there is something to clean up, and the loop needs no
+//!    synced state file for it.
 //! 3. A split copy whose original another copy already replaced takes its times from that
 //!    copy's replacement.
 //! 4. No original and no sibling: the original has not reached Sent Items yet.
@@ -22,7 +24,7 @@ use chrono::Utc;
 use tracing::{debug, info, warn};
 
 use super::message::SpoolMessage;
-use super::state::{MessageState, Phase, StateError};
+use super::state::{MessageState, Phase};
 use super::store::{Deleted, FoundItem, Replacement, SentItemsStore, StoreError};
 use super::throttle::Gates;
 
@@ -48,9 +50,6 @@ pub enum ReplaceError {
     /// A request to the mailbox failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The state file could not be written before creating the replacement.
-    #[error(transparent)]
-    State(#[from] StateError),
 }
 
 /// The mailbox, store and settings of a rewrite.
@@ -68,13 +67,12 @@ pub struct ReplaceContext<'a> {
     pub keep_original: bool,
 }
 
-/// Rewrites `message` in the context's mailbox. `save_state` persists the state, synced to
-/// disk, before the replacement is created.
+/// Rewrites `message` in the context's mailbox and records the pick and the replacement in
+/// `state`, which the caller saves when the message is retried.
 pub async fn replace(
     context: &ReplaceContext<'_>,
     message: &SpoolMessage,
     state: &mut MessageState,
-    save_state: &mut (dyn FnMut(&MessageState) -> Result<(), StateError> + Send),
 ) -> Result<ReplaceOutcome, ReplaceError> {
     let key = message.source_key();
     let store = context.store;
@@ -139,10 +137,10 @@ pub async fn replace(
     };
     let sent = sent.or(message.date).unwrap_or_else(Utc::now);
 
-    // 4. Record the pick before creating, so that a replay deletes this original only.
+    // 4. The pick travels on the replacement (`replaced_item`), so a replay after a crash
+    //    between create and delete finds it there.
     state.phase = Phase::Creating;
     state.original_item = original.map(|item| item.id.clone());
-    save_state(state)?;
 
     // 5. Create the replacement, then delete the original.
     context.gates.pass(&context.gate_keys).await;
@@ -243,7 +241,7 @@ mod tests {
             mailbox: "alice@lab.example",
             keep_original,
         };
-        replace(&context, message, state, &mut |_| Ok(())).await
+        replace(&context, message, state).await
     }
 
     fn new_state() -> MessageState {
@@ -320,7 +318,6 @@ mod tests {
         assert!(matches!(
             interrupted.map_err(|error| match error {
                 ReplaceError::Store(error) => error.class(),
-                ReplaceError::State(_) => unreachable!(),
             }),
             Err(ErrorClass::Transient)
         ));

@@ -3,9 +3,12 @@
 //! The state contains what must survive a restart: how often the message was tried, when it may
 //! be tried next, the last error, when the first attempt started (the wait for the original
 //! counts from there, not from the last restart), and which original the loop picked before
-//! it created the replacement. The last one is synced to disk before `CreateItem`, so a replay
-//! after a crash between creating the replacement and deleting the original deletes that
-//! original and no other item with the same Message-ID.
+//! it created the replacement. The loop writes it only when a message is retried, so a message
+//! that finishes in its first attempt never touches the disk here. A crash during that first
+//! attempt loses only the attempt's count and start time. The pick needs no state file: the
+//! replacement names the original it replaces, so a replay after a crash between creating the
+//! replacement and deleting the original deletes that original and no other item with the
+//! same Message-ID.
 //!
 //! A state file without its spool file in `cur/` is left over from a crash after the message
 //! was finished; [`StateStore::remove_orphans`] deletes those at start.
