@@ -854,6 +854,40 @@ async fn interrupted_password_write_is_finished() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_applied_file_is_rewritten() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("onprem.yaml");
+    assert_exit(&lab.apply(&spec).await, 0, "the first apply succeeds");
+    let file = lab.path("state/onprem/applied.json");
+    let complete = std::fs::read(&file).expect("apply wrote applied.json");
+
+    // A file cut short, as a full disk or an editor leaves it.
+    std::fs::write(&file, &complete[..complete.len() / 2]).expect("the file is cut short");
+    let status = lab.siuctl(&["status", "-f", arg(&spec)]).await;
+    assert_exit(&status, 1, "status cannot read the file");
+    assert_says(&status, "run `siuctl apply` to record it again");
+    let planned = lab.plan(&spec).await;
+    assert_exit(&planned, 2, "the plan records the settings again");
+    assert_says(&planned, "is not a siuctl applied configuration");
+
+    assert_exit(&lab.apply(&spec).await, 0, "apply rewrites the file");
+    let rewritten: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("applied.json exists"))
+            .expect("applied.json is JSON again");
+    assert_eq!(
+        rewritten["desired"]["account"]["upn"],
+        "siu-agent@lab.example"
+    );
+    assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+    assert_exit(
+        &lab.siuctl(&["status", "-f", arg(&spec)]).await,
+        0,
+        "status reads the file",
+    );
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scope_counts_nested_group_members() {
     let mut lab = LabRun::start().await;
     let only = lab.edited_spec(

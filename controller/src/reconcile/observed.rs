@@ -108,8 +108,12 @@ pub struct Observed {
     pub scope: Read<ScopeState>,
     /// The Entra application and Exchange Online, in a hybrid environment.
     pub cloud: Option<CloudState>,
-    /// The configuration last applied; `Ok(None)` before the first apply.
+    /// The configuration last applied; `Ok(None)` before the first apply, and when the
+    /// file is corrupt.
     pub applied: Read<Option<AppliedConfig>>,
+    /// Why `applied.json` was set aside: it exists, but is not valid JSON of the applied
+    /// configuration, such as a file cut short by a full disk.
+    pub applied_corrupt: Option<String>,
 }
 
 /// The service account in Active Directory.

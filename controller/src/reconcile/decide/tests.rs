@@ -165,6 +165,7 @@ fn converged(desired: &DesiredState) -> Observed {
         scope: Ok(ScopeState::default()),
         cloud,
         applied: Ok(Some(applied(desired, client_id))),
+        applied_corrupt: None,
     }
 }
 
@@ -803,6 +804,25 @@ fn settings_follow_the_applied_file() {
     assert_eq!(
         settings.reason,
         "changed since the last apply: options.keepOriginal"
+    );
+    assert_eq!(settings.steps, [Step::RecordSettings]);
+}
+
+#[test]
+fn corrupt_applied_file_is_recorded_again() {
+    let desired = on_premises();
+    let mut observed = converged(&desired);
+    observed.applied = Ok(None);
+    observed.applied_corrupt =
+        Some("/state/applied.json is not a siuctl applied configuration (EOF)".into());
+
+    let decision = decide(&desired, &observed);
+
+    let settings = action(&decision, Resource::Settings);
+    assert_eq!(settings.kind, ActionKind::Update);
+    assert_eq!(
+        settings.reason,
+        "/state/applied.json is not a siuctl applied configuration (EOF): record the settings again"
     );
     assert_eq!(settings.steps, [Step::RecordSettings]);
 }

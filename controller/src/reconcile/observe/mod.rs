@@ -54,7 +54,7 @@ pub async fn observe(ctx: &Context) -> Observed {
         };
         (account, roles)
     };
-    let ((account, impersonation), scope, ews, cloud, applied) = tokio::join!(
+    let ((account, impersonation), scope, ews, cloud, (applied, applied_corrupt)) = tokio::join!(
         account_and_roles,
         directory::scope(ctx, &connection),
         exchange::ews_endpoint(ctx),
@@ -76,6 +76,7 @@ pub async fn observe(ctx: &Context) -> Observed {
         scope,
         cloud,
         applied,
+        applied_corrupt,
     }
 }
 
@@ -106,12 +107,25 @@ pub(super) async fn bounded<T>(
     result
 }
 
-async fn applied(ctx: &Context) -> Read<Option<AppliedConfig>> {
+/// Reads `applied.json`. A corrupt file counts as absent, with the reason beside it, so that
+/// apply records the settings again. Rewriting loses nothing, because the file is siuctl's
+/// own record of a spec that is still at hand.
+async fn applied(ctx: &Context) -> (Read<Option<AppliedConfig>>, Option<String>) {
     let state_dir = &ctx.desired.update_loop.state_dir;
     let target = AppliedConfig::path(state_dir).display().to_string();
-    bounded(ctx, Provider::Files, &target, async {
-        AppliedConfig::load(state_dir)
-            .map_err(|error| ReadFailure::new(Provider::Files, &target, error.to_string()))
+    let mut corrupt = None;
+    let read = bounded(ctx, Provider::Files, &target, async {
+        match AppliedConfig::load(state_dir) {
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(path = %target, %error, "the applied configuration is corrupt, so apply records it again");
+                corrupt = Some(error.to_string());
+                Ok(None)
+            }
+            result => {
+                result.map_err(|error| ReadFailure::new(Provider::Files, &target, error.to_string()))
+            }
+        }
     })
-    .await
+    .await;
+    (read, corrupt)
 }
