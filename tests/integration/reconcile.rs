@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+use siu_lab::fixture::ScopeFixture;
 use siu_lab::world::directory::uac;
 use siu_lab::{FaultKind, FaultRule, Fixture, Lab, LabConfig, Service};
 
@@ -850,6 +851,72 @@ async fn interrupted_password_write_is_finished() {
         "apply sets and writes a new password",
     );
     assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_reach_servers_intact() {
+    // Quotes, `$(...)`, backticks and LDAP and DN specials, which must arrive as written.
+    let scope = "Pilot 'A'; $(whoami) `\"";
+    let upn = "#svc+ops=1*'$x`y@lab.example";
+    let mut lab = LabRun::start_with(|config| {
+        config.fixture.management_scopes.push(ScopeFixture {
+            name: scope.to_owned(),
+            member_of_group: "SIU-Pilot".to_owned(),
+        });
+    })
+    .await;
+    let spec = lab.edited_spec(
+        "onprem.yaml",
+        "hostile.yaml",
+        &[
+            (
+                "upn: siu-agent@lab.example",
+                "upn: \"#svc+ops=1*'$x`y@lab.example\"",
+            ),
+            (
+                "  impersonation: grant",
+                "  impersonation: grant\n  managementScope: \"Pilot 'A'; $(whoami) `\\\"\"",
+            ),
+        ],
+    );
+
+    let applied = lab.apply(&spec).await;
+    assert_exit(&applied, 0, "apply succeeds");
+    assert_says(&applied, "ok       AccountReady");
+    assert_says(&applied, "ok       ImpersonationWorks");
+    {
+        let world = lab.lab.state().read();
+        let user = world
+            .directory
+            .user_by_upn(upn)
+            .expect("the account exists under its exact UPN");
+        assert_eq!(user.upn, upn);
+        let assignment = world
+            .exchange
+            .role_assignments
+            .iter()
+            .find(|assignment| assignment.assignee == user.id)
+            .expect("the account has a role assignment");
+        assert_eq!(assignment.recipient_scope.as_deref(), Some(scope));
+    }
+    assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+
+    // A scope that does not exist blocks the grant before the account is created.
+    let missing = lab.edited_spec(
+        "onprem.yaml",
+        "missing-scope.yaml",
+        &[(
+            "  impersonation: grant",
+            "  impersonation: grant\n  managementScope: No such scope",
+        )],
+    );
+    let planned = lab.plan(&missing).await;
+    assert_exit(&planned, 1, "the plan is blocked");
+    assert_says(
+        &planned,
+        "management scope 'No such scope' not found in Exchange",
+    );
     lab.assert_no_secret_in_outputs();
 }
 

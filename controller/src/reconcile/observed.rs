@@ -102,6 +102,10 @@ pub struct Observed {
     pub account: Read<Option<AccountState>>,
     /// Role assignments of the account; `None` when the account is absent or unread.
     pub impersonation: Option<Read<ImpersonationState>>,
+    /// Whether the spec's management scope exists; `None` when the spec names none. It is
+    /// read whether or not the account exists, because a new account is granted the role
+    /// with this scope too.
+    pub management_scope: Option<Read<bool>>,
     /// The on-premises EWS endpoint.
     pub ews: Read<EwsEndpoint>,
     /// The scope as the directory resolves it.
@@ -163,8 +167,6 @@ pub enum PasswordState {
 pub struct ImpersonationState {
     /// Every assignment of the role to the account.
     pub assignments: Vec<RoleAssignment>,
-    /// Whether the spec's management scope exists; `None` when the spec names none.
-    pub scope_exists: Option<Read<bool>>,
 }
 
 /// One management role assignment.

@@ -54,8 +54,9 @@ pub async fn observe(ctx: &Context) -> Observed {
         };
         (account, roles)
     };
-    let ((account, impersonation), scope, ews, cloud, (applied, applied_corrupt)) = tokio::join!(
+    let ((account, impersonation), management_scope, scope, ews, cloud, (applied, applied_corrupt)) = tokio::join!(
         account_and_roles,
+        exchange::management_scope(ctx),
         directory::scope(ctx, &connection),
         exchange::ews_endpoint(ctx),
         cloud::observe(ctx),
@@ -72,6 +73,7 @@ pub async fn observe(ctx: &Context) -> Observed {
     Observed {
         account,
         impersonation,
+        management_scope,
         ews,
         scope,
         cloud,
