@@ -1,4 +1,5 @@
-//! File writes that never leave a half-written file behind.
+//! File writes that never leave a half-written file behind, and the lock that keeps two
+//! applies of one spec apart.
 
 use std::io::Write;
 use std::path::Path;
@@ -37,4 +38,23 @@ pub fn write_atomic(path: &Path, contents: &[u8], private: bool) -> std::io::Res
         let _ = dir.sync_all();
     }
     Ok(())
+}
+
+/// Takes the exclusive lock on `path`, creating the file and its directory, and holds it until
+/// the returned file is closed. Returns `Ok(None)` when another process holds the lock. The
+/// operating system releases it when the process ends, so a killed process leaves no lock.
+pub fn try_lock(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(error)) => Err(error),
+    }
 }

@@ -921,6 +921,41 @@ async fn hostile_names_reach_servers_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_apply_stops_while_first_runs() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("hybrid.yaml");
+    let registered = |lab: &LabRun| {
+        lab.lab
+            .state()
+            .read()
+            .tenant
+            .applications
+            .iter()
+            .filter(|app| app.display_name == "Sent Items Update (lab)")
+            .count()
+    };
+
+    // An apply in progress holds the lock on its state directory.
+    let state_dir = lab.path("state/hybrid");
+    std::fs::create_dir_all(&state_dir).expect("the state directory is created");
+    let lock = std::fs::File::create(state_dir.join("apply.lock")).expect("the lock file opens");
+    lock.try_lock().expect("the lock is free");
+    let blocked = lab.apply(&spec).await;
+    assert_exit(&blocked, 1, "apply stops while another one runs");
+    assert_says(&blocked, "another siuctl apply is running");
+    assert_eq!(registered(&lab), 0, "no application is registered");
+
+    drop(lock);
+    assert_exit(
+        &lab.apply(&spec).await,
+        0,
+        "apply succeeds once the lock is free",
+    );
+    assert_eq!(registered(&lab), 1, "one application is registered");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_applied_file_is_rewritten() {
     let mut lab = LabRun::start().await;
     let spec = lab.spec("onprem.yaml");
