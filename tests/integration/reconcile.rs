@@ -921,6 +921,46 @@ async fn hostile_names_reach_servers_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_scope_name_is_granted() {
+    let scope = "Sent Items Update pilot mailboxes in the EMEA sales offices";
+    let mut lab = LabRun::start_with(|config| {
+        config.fixture.management_scopes.push(ScopeFixture {
+            name: scope.to_owned(),
+            member_of_group: "SIU-Pilot".to_owned(),
+        });
+    })
+    .await;
+    let spec = lab.edited_spec(
+        "onprem.yaml",
+        "long-scope.yaml",
+        &[(
+            "  impersonation: grant",
+            "  impersonation: grant\n  managementScope: Sent Items Update pilot mailboxes in the EMEA sales offices",
+        )],
+    );
+
+    let applied = lab.apply(&spec).await;
+    assert_exit(&applied, 0, "apply succeeds");
+    assert_says(&applied, "ok       ImpersonationWorks");
+    {
+        let world = lab.lab.state().read();
+        let assignment = world
+            .exchange
+            .role_assignments
+            .iter()
+            .find(|assignment| assignment.recipient_scope.as_deref() == Some(scope))
+            .expect("the role is assigned with the scope");
+        assert!(
+            assignment.name.chars().count() <= 64,
+            "{} is longer than Exchange allows",
+            assignment.name
+        );
+    }
+    assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn second_apply_stops_while_first_runs() {
     let mut lab = LabRun::start().await;
     let spec = lab.spec("hybrid.yaml");
