@@ -414,6 +414,46 @@ async fn stale_saved_plan_names_what_changed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_saved_plan_is_not_applied() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("onprem.yaml");
+    assert_exit(&lab.apply(&spec).await, 0, "the first apply succeeds");
+    let password = lab.secret("siu-agent.password");
+
+    // A converged plan, edited to reset the account's password.
+    let saved = lab.path("plan.json");
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--out", arg(&saved)])
+        .await;
+    assert_exit(&planned, 0, "plan saves the plan");
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).expect("the plan is saved"))
+            .expect("the plan is JSON");
+    let account = plan["actions"]
+        .as_array_mut()
+        .expect("the plan has actions")
+        .iter_mut()
+        .find(|action| action["resource"] == "account")
+        .expect("the plan has the account");
+    account["kind"] = "update".into();
+    account["steps"] = serde_json::json!([{ "step": "resetAccountPassword" }]);
+    std::fs::write(&saved, plan.to_string()).expect("the edited plan is written");
+
+    let applied = lab.siuctl(&["apply", arg(&saved), "--auto-approve"]).await;
+    assert_exit(&applied, 1, "the edited plan is refused without a terminal");
+    assert_says(
+        &applied,
+        "no longer matches: the saved plan's steps changed",
+    );
+    assert_eq!(
+        lab.secret("siu-agent.password"),
+        password,
+        "the password is unchanged"
+    );
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_directory_fails_account_creation() {
     let mut lab = LabRun::start().await;
     let spec = lab.spec("onprem.yaml");

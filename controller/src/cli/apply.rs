@@ -169,10 +169,13 @@ fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-/// Tells whether a saved plan still describes the spec and the live state.
+/// Tells whether a saved plan still describes the spec and the live state, and makes the
+/// changes that siuctl plans for them. Apply runs the saved plan's steps as written, so a
+/// plan file edited by hand must not pass.
 fn is_current(saved: &Plan, fresh: &Plan) -> bool {
     saved.desired_fingerprint == fresh.desired_fingerprint
         && saved.live_fingerprint == fresh.live_fingerprint
+        && saved.same_changes(fresh)
 }
 
 /// Asks on the terminal; without one, refuses with the reason.
