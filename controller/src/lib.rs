@@ -10,3 +10,5 @@ pub mod http;
 pub mod providers;
 /// Observing, planning, applying and reporting.
 pub mod reconcile;
+/// The update loop that rewrites sent messages in Sent Items.
+pub mod update;

@@ -5,6 +5,8 @@ mod entra;
 mod external_directory;
 mod lab_cli;
 mod reconcile;
+mod update;
+mod update_lab;
 mod validate;
 
 #[test]

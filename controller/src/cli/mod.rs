@@ -14,6 +14,7 @@ pub mod export;
 pub mod lab;
 pub mod output;
 pub mod plan;
+pub mod run;
 pub mod schema;
 pub mod spec_args;
 pub mod status;
@@ -62,6 +63,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the JSON Schema of a siu/v1 spec.
     Schema(schema::SchemaArgs),
+    /// Run the update loop with the applied configuration, reconciling in the background.
+    Run(run::RunArgs),
     /// Read the live state and show what apply would change, and why.
     Plan(plan::PlanArgs),
     /// Make the changes of a plan, check the result and record it.
@@ -97,6 +100,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(args).map(ExitCode::from),
         Command::Schema(args) => schema::run(args).map(ExitCode::from),
+        Command::Run(args) => run::run(args).map(ExitCode::from),
         Command::Plan(args) => plan::run(args).map(ExitCode::from),
         Command::Apply(args) => apply::run(args).map(ExitCode::from),
         Command::Status(args) => status::run(args).map(ExitCode::from),

@@ -17,6 +17,7 @@ mod error;
 mod escape;
 mod groups;
 mod password;
+mod recipients;
 mod settings;
 mod sid;
 mod users;
@@ -26,6 +27,9 @@ pub use error::{AdDiagnostic, DirectoryError, LdapStatus, Operation, result_code
 pub use escape::{escape_dn_value, escape_filter_bytes, escape_filter_value};
 pub use groups::{DirectoryObject, Group, GroupRef, IN_CHAIN_MATCHING_RULE, MemberKind};
 pub use password::{GENERATED_PASSWORD_LENGTH, encode_unicode_pwd, generate_password};
+pub use recipients::{
+    MailboxType, ON_PREMISES_MAILBOX_TYPES, REMOTE_MAILBOX_TYPES, Recipient, RecipientKind,
+};
 pub use settings::{BindIdentity, ConnectionSettings, Password, TransitiveStrategy};
 pub use sid::{DOMAIN_USERS_RID, Sid};
 pub use users::{

@@ -121,6 +121,19 @@ pub struct MailMessage {
     pub size: Option<u64>,
     /// The value of the requested named property, when the item has it.
     pub marker: Option<String>,
+    /// Every extended property that the request expanded and the item has.
+    pub properties: Vec<ExtendedProperty>,
+}
+
+impl MailMessage {
+    /// Returns the value of the expanded extended property `id`, such as
+    /// `SystemTime 0x0E06` or a [`NamedProperty::id`].
+    pub fn property(&self, id: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|property| same_property(&property.id, id))
+            .map(|property| property.value.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -194,6 +207,7 @@ impl MessageWire {
             parent_folder_id: self.parent_folder_id,
             size,
             marker,
+            properties: self.single_value_extended_properties,
         }
     }
 }
@@ -394,6 +408,20 @@ impl SentItem {
         })
     }
 
+    /// Sets `PR_MESSAGE_DELIVERY_TIME`, which [`from_mime`](Self::from_mime) sets to the sent
+    /// time.
+    pub fn with_delivery_time(mut self, delivered: DateTime<Utc>) -> Self {
+        let value = delivered.to_rfc3339_opts(SecondsFormat::Secs, true);
+        self.single_value_extended_properties
+            .retain(|property| !same_property(&property.id, MESSAGE_DELIVERY_TIME));
+        self.single_value_extended_properties
+            .push(ExtendedProperty {
+                id: MESSAGE_DELIVERY_TIME.to_owned(),
+                value,
+            });
+        self
+    }
+
     /// Adds a named property, such as the update loop's rewrite marker.
     pub fn with_property(mut self, property: &NamedProperty, value: &str) -> Self {
         self.single_value_extended_properties
@@ -430,24 +458,50 @@ impl GraphClient {
         internet_message_id: &str,
         marker: Option<&NamedProperty>,
     ) -> Result<Vec<MailMessage>, GraphError> {
+        let mut properties = vec![MESSAGE_SIZE.to_owned()];
+        properties.extend(marker.map(NamedProperty::id));
+        let mut messages = self
+            .find_sent_items(
+                mailbox,
+                &eq("internetMessageId", internet_message_id),
+                &properties,
+            )
+            .await?;
+        for message in &mut messages {
+            message.marker =
+                marker.and_then(|marker| message.property(&marker.id()).map(str::to_owned));
+        }
+        Ok(messages)
+    }
+
+    /// Finds up to 100 messages in a mailbox's Sent Items that match the OData `filter`, with
+    /// the extended properties whose IDs are in `properties` expanded (`PR_MESSAGE_SIZE` also
+    /// fills [`MailMessage::size`]).
+    pub async fn find_sent_items(
+        &self,
+        mailbox: &str,
+        filter: &str,
+        properties: &[String],
+    ) -> Result<Vec<MailMessage>, GraphError> {
         #[derive(Deserialize)]
         struct Collection {
             value: Vec<MessageWire>,
         }
         let target = GraphTarget::new(
             "find sent item",
-            format!("mailbox {mailbox}, Message-ID {internet_message_id}"),
+            format!("mailbox {mailbox}, filter {filter}"),
         );
-        let mut properties = format!("id eq {}", string_literal(MESSAGE_SIZE));
-        if let Some(marker) = marker {
-            properties.push_str(&format!(" or id eq {}", string_literal(&marker.id())));
-        }
-        let query = Query::new()
-            .filter(eq("internetMessageId", internet_message_id))
-            .select(MESSAGE_FIELDS)
-            .expand(format!(
-                "singleValueExtendedProperties($filter={properties})"
+        let mut query = Query::new().filter(filter).select(MESSAGE_FIELDS).top(100);
+        if !properties.is_empty() {
+            let wanted: Vec<String> = properties
+                .iter()
+                .map(|id| format!("id eq {}", string_literal(id)))
+                .collect();
+            query = query.expand(format!(
+                "singleValueExtendedProperties($filter={})",
+                wanted.join(" or ")
             ));
+        }
         let url = self.url(
             &format!(
                 "{}/mailFolders/{SENT_ITEMS}/messages",
@@ -459,7 +513,7 @@ impl GraphClient {
         Ok(page
             .value
             .into_iter()
-            .map(|message| message.into_message(marker))
+            .map(|message| message.into_message(None))
             .collect())
     }
 

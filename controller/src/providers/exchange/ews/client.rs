@@ -40,9 +40,9 @@ use crate::http::{HttpError, HttpSettings};
 /// The items per `FindItem` page.
 const FIND_PAGE_SIZE: u32 = 100;
 
-/// The pages that [`EwsClient::find_sent_items_by_message_id`] reads at most. One
-/// Message-ID matches a handful of items (resends, mail to self); more means something
-/// else is wrong, and reading further would only load the server.
+/// The pages that [`EwsClient::find_sent_items`] reads at most. One Message-ID matches a
+/// handful of items (resends, mail to self); more means something else is wrong, and
+/// reading further would only load the server.
 const FIND_MAX_PAGES: u32 = 10;
 
 /// The `X-AnchorMailbox` header, which routes a request to the server that stores the
@@ -391,6 +391,22 @@ impl EwsClient {
         internet_message_id: &str,
         properties: &[ExtendedFieldUri],
     ) -> Result<Vec<SentItem>, EwsError> {
+        let restriction = SearchExpression::is_equal_to(
+            PropertyPath::Extended(ExtendedFieldUri::internet_message_id()),
+            internet_message_id,
+        );
+        self.find_sent_items(mailbox, restriction, properties).await
+    }
+
+    /// Finds the items in `mailbox`'s Sent Items that match `restriction`, impersonating the
+    /// mailbox, with the same properties as
+    /// [`find_sent_items_by_message_id`](Self::find_sent_items_by_message_id).
+    pub async fn find_sent_items(
+        &self,
+        mailbox: &str,
+        restriction: SearchExpression,
+        properties: &[ExtendedFieldUri],
+    ) -> Result<Vec<SentItem>, EwsError> {
         let mut paths = vec![
             PropertyPath::field("item:DateTimeSent"),
             PropertyPath::field("item:DateTimeCreated"),
@@ -409,10 +425,7 @@ impl EwsClient {
                 base_point: BasePoint::Beginning,
             },
             restriction: Some(Restriction {
-                expression: SearchExpression::is_equal_to(
-                    PropertyPath::Extended(ExtendedFieldUri::internet_message_id()),
-                    internet_message_id,
-                ),
+                expression: restriction,
             }),
             parent_folder_ids: BaseFolderIds::distinguished(
                 DistinguishedFolderName::SentItems,
@@ -447,9 +460,8 @@ impl EwsClient {
         }
         warn!(
             mailbox,
-            internet_message_id,
             items = found.len(),
-            "more Sent Items match one Message-ID than the search reads; using the first pages"
+            "more Sent Items match the search than it reads; using the first pages"
         );
         Ok(found)
     }

@@ -21,7 +21,10 @@ use super::ntlm::{
 use crate::http::{HttpError, HttpSettings};
 
 /// How often an NTLM handshake whose AUTHENTICATE was rejected is repeated.
-const NTLM_HANDSHAKE_RETRIES: usize = 2;
+const NTLM_HANDSHAKE_RETRIES: usize = 3;
+
+/// Pause before the first repeat of an NTLM handshake; later repeats wait a multiple of it.
+const NTLM_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// A request to send: method, URL, extra headers and body.
 pub(crate) struct HttpRequest<'a> {
@@ -102,12 +105,15 @@ impl Transport {
                 // connection that never saw the CHALLENGE, and the server rejects it with
                 // 401. The handshake is repeated for that case.
                 // TODO-correctness: a dedicated hyper connection per NTLM client would
-                // remove the race. Until then a wrong password costs up to three failed
+                // remove the race. Until then a wrong password costs up to four failed
                 // logons per request towards AD's lockout threshold.
-                for _ in 0..NTLM_HANDSHAKE_RETRIES {
+                for attempt in 1..=NTLM_HANDSHAKE_RETRIES {
                     match &result {
                         Ok((response, false)) if response.status == StatusCode::UNAUTHORIZED => {
-                            debug!(url = %request.url, "NTLM AUTHENTICATE rejected; repeating the handshake");
+                            debug!(url = %request.url, attempt, "NTLM AUTHENTICATE rejected; repeating the handshake");
+                            // A busy machine can be slow to hand the connection back, so
+                            // each repeat waits a little longer first.
+                            tokio::time::sleep(NTLM_RETRY_PAUSE * attempt as u32).await;
                             result = send_ntlm(connection, request, username, password).await;
                         }
                         _ => break,
@@ -232,6 +238,10 @@ async fn send_ntlm(
     let authenticate = handshake
         .respond(&challenge, channel_binding.as_deref())
         .map_err(TransportError::Ntlm)?;
+    // The client's connection task returns the connection to its pool after the CHALLENGE's
+    // body is read. Yielding first lets it run, so that the AUTHENTICATE usually finds that
+    // connection idle instead of opening a new one.
+    tokio::task::yield_now().await;
     let response = build(&connection.client, request, request.body.clone())
         .header(
             header::AUTHORIZATION,
