@@ -848,6 +848,46 @@ async fn user_created_over_ldaps_can_bind() {
 }
 
 #[tokio::test]
+async fn bind_accepts_upn_with_dn_specials() {
+    let lab = start().await;
+    let mut ldap = admin(&lab, true).await;
+    // `=` and `+` are valid in a UPN's local part, so the bind name looks like a DN but is
+    // not one.
+    let upn = "#svc+ops=1@lab.example";
+    let dn = "CN=\\#svc\\+ops\\=1,OU=Service Accounts,DC=lab,DC=example";
+    let password = "Generated-Passw0rd-For-Tests";
+    let result = ldap
+        .add(
+            dn,
+            vec![
+                attribute("objectClass", &["user"]),
+                attribute("sAMAccountName", &["svc-ops-1"]),
+                attribute("userPrincipalName", &[upn]),
+                (
+                    b"unicodePwd".to_vec(),
+                    HashSet::from([unicode_pwd(password)]),
+                ),
+                attribute("userAccountControl", &["512"]),
+            ],
+        )
+        .await
+        .expect("the add request should be sent");
+    assert_eq!(result.rc, 0, "{result}");
+
+    for name in [upn, dn, "LAB\\svc-ops-1"] {
+        let mut user = connect(&lab, false, false).await;
+        let result = bind(&mut user, name, password).await;
+        assert_eq!(result.rc, 0, "bind as {name}: {result}");
+    }
+    let mut user = connect(&lab, false, false).await;
+    let result = bind(&mut user, upn, "wrong password").await;
+    assert_eq!(
+        result.rc, 49,
+        "bind as {upn} with a wrong password: {result}"
+    );
+}
+
+#[tokio::test]
 async fn new_users_start_disabled_and_passwords_need_tls() {
     let lab = start().await;
     let mut plain = admin(&lab, false).await;

@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+use siu_lab::fixture::ScopeFixture;
 use siu_lab::world::directory::uac;
 use siu_lab::{FaultKind, FaultRule, Fixture, Lab, LabConfig, Service};
 
@@ -409,6 +410,46 @@ async fn stale_saved_plan_names_what_changed() {
         .await;
     assert_exit(&edited, 1, "a stale plan is refused without a terminal");
     assert_says(&edited, "no longer matches: the spec changed");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_saved_plan_is_not_applied() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("onprem.yaml");
+    assert_exit(&lab.apply(&spec).await, 0, "the first apply succeeds");
+    let password = lab.secret("siu-agent.password");
+
+    // A converged plan, edited to reset the account's password.
+    let saved = lab.path("plan.json");
+    let planned = lab
+        .siuctl(&["plan", "-f", arg(&spec), "--out", arg(&saved)])
+        .await;
+    assert_exit(&planned, 0, "plan saves the plan");
+    let mut plan: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).expect("the plan is saved"))
+            .expect("the plan is JSON");
+    let account = plan["actions"]
+        .as_array_mut()
+        .expect("the plan has actions")
+        .iter_mut()
+        .find(|action| action["resource"] == "account")
+        .expect("the plan has the account");
+    account["kind"] = "update".into();
+    account["steps"] = serde_json::json!([{ "step": "resetAccountPassword" }]);
+    std::fs::write(&saved, plan.to_string()).expect("the edited plan is written");
+
+    let applied = lab.siuctl(&["apply", arg(&saved), "--auto-approve"]).await;
+    assert_exit(&applied, 1, "the edited plan is refused without a terminal");
+    assert_says(
+        &applied,
+        "no longer matches: the saved plan's steps changed",
+    );
+    assert_eq!(
+        lab.secret("siu-agent.password"),
+        password,
+        "the password is unchanged"
+    );
     lab.assert_no_secret_in_outputs();
 }
 
@@ -850,6 +891,181 @@ async fn interrupted_password_write_is_finished() {
         "apply sets and writes a new password",
     );
     assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_reach_servers_intact() {
+    // Quotes, `$(...)`, backticks and LDAP and DN specials, which must arrive as written.
+    let scope = "Pilot 'A'; $(whoami) `\"";
+    let upn = "#svc+ops=1*'$x`y@lab.example";
+    let mut lab = LabRun::start_with(|config| {
+        config.fixture.management_scopes.push(ScopeFixture {
+            name: scope.to_owned(),
+            member_of_group: "SIU-Pilot".to_owned(),
+        });
+    })
+    .await;
+    let spec = lab.edited_spec(
+        "onprem.yaml",
+        "hostile.yaml",
+        &[
+            (
+                "upn: siu-agent@lab.example",
+                "upn: \"#svc+ops=1*'$x`y@lab.example\"",
+            ),
+            (
+                "  impersonation: grant",
+                "  impersonation: grant\n  managementScope: \"Pilot 'A'; $(whoami) `\\\"\"",
+            ),
+        ],
+    );
+
+    let applied = lab.apply(&spec).await;
+    assert_exit(&applied, 0, "apply succeeds");
+    assert_says(&applied, "ok       AccountReady");
+    assert_says(&applied, "ok       ImpersonationWorks");
+    {
+        let world = lab.lab.state().read();
+        let user = world
+            .directory
+            .user_by_upn(upn)
+            .expect("the account exists under its exact UPN");
+        assert_eq!(user.upn, upn);
+        let assignment = world
+            .exchange
+            .role_assignments
+            .iter()
+            .find(|assignment| assignment.assignee == user.id)
+            .expect("the account has a role assignment");
+        assert_eq!(assignment.recipient_scope.as_deref(), Some(scope));
+    }
+    assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+
+    // A scope that does not exist blocks the grant before the account is created.
+    let missing = lab.edited_spec(
+        "onprem.yaml",
+        "missing-scope.yaml",
+        &[(
+            "  impersonation: grant",
+            "  impersonation: grant\n  managementScope: No such scope",
+        )],
+    );
+    let planned = lab.plan(&missing).await;
+    assert_exit(&planned, 1, "the plan is blocked");
+    assert_says(
+        &planned,
+        "management scope 'No such scope' not found in Exchange",
+    );
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_scope_name_is_granted() {
+    let scope = "Sent Items Update pilot mailboxes in the EMEA sales offices";
+    let mut lab = LabRun::start_with(|config| {
+        config.fixture.management_scopes.push(ScopeFixture {
+            name: scope.to_owned(),
+            member_of_group: "SIU-Pilot".to_owned(),
+        });
+    })
+    .await;
+    let spec = lab.edited_spec(
+        "onprem.yaml",
+        "long-scope.yaml",
+        &[(
+            "  impersonation: grant",
+            "  impersonation: grant\n  managementScope: Sent Items Update pilot mailboxes in the EMEA sales offices",
+        )],
+    );
+
+    let applied = lab.apply(&spec).await;
+    assert_exit(&applied, 0, "apply succeeds");
+    assert_says(&applied, "ok       ImpersonationWorks");
+    {
+        let world = lab.lab.state().read();
+        let assignment = world
+            .exchange
+            .role_assignments
+            .iter()
+            .find(|assignment| assignment.recipient_scope.as_deref() == Some(scope))
+            .expect("the role is assigned with the scope");
+        assert!(
+            assignment.name.chars().count() <= 64,
+            "{} is longer than Exchange allows",
+            assignment.name
+        );
+    }
+    assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_apply_stops_while_first_runs() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("hybrid.yaml");
+    let registered = |lab: &LabRun| {
+        lab.lab
+            .state()
+            .read()
+            .tenant
+            .applications
+            .iter()
+            .filter(|app| app.display_name == "Sent Items Update (lab)")
+            .count()
+    };
+
+    // An apply in progress holds the lock on its state directory.
+    let state_dir = lab.path("state/hybrid");
+    std::fs::create_dir_all(&state_dir).expect("the state directory is created");
+    let lock = std::fs::File::create(state_dir.join("apply.lock")).expect("the lock file opens");
+    lock.try_lock().expect("the lock is free");
+    let blocked = lab.apply(&spec).await;
+    assert_exit(&blocked, 1, "apply stops while another one runs");
+    assert_says(&blocked, "another siuctl apply is running");
+    assert_eq!(registered(&lab), 0, "no application is registered");
+
+    drop(lock);
+    assert_exit(
+        &lab.apply(&spec).await,
+        0,
+        "apply succeeds once the lock is free",
+    );
+    assert_eq!(registered(&lab), 1, "one application is registered");
+    lab.assert_no_secret_in_outputs();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_applied_file_is_rewritten() {
+    let mut lab = LabRun::start().await;
+    let spec = lab.spec("onprem.yaml");
+    assert_exit(&lab.apply(&spec).await, 0, "the first apply succeeds");
+    let file = lab.path("state/onprem/applied.json");
+    let complete = std::fs::read(&file).expect("apply wrote applied.json");
+
+    // A file cut short, as a full disk or an editor leaves it.
+    std::fs::write(&file, &complete[..complete.len() / 2]).expect("the file is cut short");
+    let status = lab.siuctl(&["status", "-f", arg(&spec)]).await;
+    assert_exit(&status, 1, "status cannot read the file");
+    assert_says(&status, "run `siuctl apply` to record it again");
+    let planned = lab.plan(&spec).await;
+    assert_exit(&planned, 2, "the plan records the settings again");
+    assert_says(&planned, "is not a siuctl applied configuration");
+
+    assert_exit(&lab.apply(&spec).await, 0, "apply rewrites the file");
+    let rewritten: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("applied.json exists"))
+            .expect("applied.json is JSON again");
+    assert_eq!(
+        rewritten["desired"]["account"]["upn"],
+        "siu-agent@lab.example"
+    );
+    assert_exit(&lab.plan(&spec).await, 0, "nothing is left to change");
+    assert_exit(
+        &lab.siuctl(&["status", "-f", arg(&spec)]).await,
+        0,
+        "status reads the file",
+    );
     lab.assert_no_secret_in_outputs();
 }
 

@@ -118,6 +118,53 @@ fn message_is_replaced_in_sent_items() {
     assert!(lab.names_in("cur").is_empty());
 }
 
+#[cfg(unix)]
+#[test]
+fn spool_links_and_fifos_are_not_read() {
+    let lab = UpdateLab::start(Setup::default());
+    let report = lab.send_from("alice@lab.example");
+    let original = lab.original(&report);
+
+    // The processed message moves out of the spool, and a symlink to it takes its place,
+    // next to a FIFO that no writer ever opens.
+    let outside = lab.dir.path().join("outside.eml");
+    std::fs::rename(&report.spool_files[0], &outside).expect("the spool file moves out");
+    let new = lab.spool.join("new");
+    std::os::unix::fs::symlink(&outside, new.join("linked.eml")).expect("the symlink is made");
+    let fifo = std::ffi::CString::new(
+        new.join("pipe.eml")
+            .to_str()
+            .expect("the temporary path is UTF-8"),
+    )
+    .expect("the path has no NUL");
+    // SAFETY: `fifo` is a NUL-terminated path that lives across the call.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0, "mkfifo");
+
+    let (summary, _) = lab.run_once();
+
+    assert_eq!(
+        count(&summary, "failed", "not_a_regular_file"),
+        2,
+        "{summary}"
+    );
+    assert_eq!(summary["updated"], 0, "{summary}");
+    let items = lab.sent_items("alice@lab.example");
+    assert!(
+        items.iter().any(|item| item.id == original.id),
+        "the original stays in Sent Items"
+    );
+    assert_eq!(
+        lab.names_in("failed"),
+        [
+            "linked.eml",
+            "linked.eml.reason",
+            "pipe.eml",
+            "pipe.eml.reason"
+        ]
+    );
+    assert!(outside.exists(), "the file the symlink names is untouched");
+}
+
 #[test]
 fn corpus_is_replaced_item_by_item() {
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus/mail");

@@ -80,7 +80,20 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         },
     );
 
-    // 2. The plan: afresh, or the saved one while it still matches.
+    // 2. The lock on the state directory, held until apply ends, so that a second apply of
+    // this spec cannot plan the same creations, such as a second Entra application.
+    let state_dir = &ctx.desired.update_loop.state_dir;
+    let lock_path = state_dir.join("apply.lock");
+    let _lock = crate::fsutil::try_lock(&lock_path)
+        .with_context(|| format!("failed to lock {}", lock_path.display()))?
+        .with_context(|| {
+            format!(
+                "another siuctl apply is running for the state directory {}; wait for it to finish and run apply again",
+                state_dir.display()
+            )
+        })?;
+
+    // 3. The plan: afresh, or the saved one while it still matches.
     let runtime = runtime()?;
     let (fresh, observed) = runtime.block_on(crate::reconcile::plan(&ctx));
     let mut approved = args.auto_approve;
@@ -117,13 +130,13 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<Exit> {
         }
     };
 
-    // 3. Confirmation, for changes.
+    // 4. Confirmation, for changes.
     if plan.has_changes() && !approved && !confirm("Apply these changes?")? {
         output::print("Not applied.\n")?;
         return Ok(Exit::Failure);
     }
 
-    // 4. The steps, the checks and the state files.
+    // 5. The steps, the checks and the state files.
     output::print("\nApplying:\n")?;
     let mut on_step = |report: &StepReport| {
         let _ = output::print(&render_step(report));
@@ -156,10 +169,13 @@ fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     Ok(plan)
 }
 
-/// Tells whether a saved plan still describes the spec and the live state.
+/// Tells whether a saved plan still describes the spec and the live state, and makes the
+/// changes that siuctl plans for them. Apply runs the saved plan's steps as written, so a
+/// plan file edited by hand must not pass.
 fn is_current(saved: &Plan, fresh: &Plan) -> bool {
     saved.desired_fingerprint == fresh.desired_fingerprint
         && saved.live_fingerprint == fresh.live_fingerprint
+        && saved.same_changes(fresh)
 }
 
 /// Asks on the terminal; without one, refuses with the reason.

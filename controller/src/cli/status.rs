@@ -50,11 +50,17 @@ pub fn run(args: StatusArgs) -> anyhow::Result<Exit> {
         Err(exit) => return Ok(exit),
     };
     let state_dir = &desired.update_loop.state_dir;
-    let applied = AppliedConfig::load(state_dir).with_context(|| {
-        format!(
-            "failed to read the applied configuration in {}",
+    let applied = AppliedConfig::load(state_dir).map_err(|error| {
+        // Apply rewrites a corrupt file, but not one of another format version.
+        let hint = if error.kind() == std::io::ErrorKind::InvalidData {
+            "; run `siuctl apply` to record it again"
+        } else {
+            ""
+        };
+        anyhow::Error::new(error).context(format!(
+            "failed to read the applied configuration in {}{hint}",
             state_dir.display()
-        )
+        ))
     })?;
     let status = StatusFile::load(state_dir)
         .with_context(|| format!("failed to read the status in {}", state_dir.display()))?;

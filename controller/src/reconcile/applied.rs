@@ -65,6 +65,10 @@ impl AppliedConfig {
     }
 
     /// Reads the applied configuration; `Ok(None)` when nothing was applied yet.
+    ///
+    /// A file that is not JSON of the applied configuration fails with
+    /// [`std::io::ErrorKind::InvalidData`], and one of another format version with
+    /// [`std::io::ErrorKind::Unsupported`].
     pub fn load(state_dir: &Path) -> std::io::Result<Option<Self>> {
         let path = Self::path(state_dir);
         match std::fs::read(&path) {
@@ -73,16 +77,16 @@ impl AppliedConfig {
                     std::io::Error::new(
                         std::io::ErrorKind::InvalidData,
                         format!(
-                            "{} is not a siuctl applied configuration ({e}); run `siuctl apply` again",
+                            "{} is not a siuctl applied configuration ({e})",
                             path.display()
                         ),
                     )
                 })?;
                 if config.format != APPLIED_FORMAT {
                     return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
+                        std::io::ErrorKind::Unsupported,
                         format!(
-                            "{} has format {}, this siuctl reads {APPLIED_FORMAT}; run `siuctl apply` again",
+                            "{} has format {}, but this siuctl reads format {APPLIED_FORMAT}; run the siuctl that wrote it, or delete the file and run `siuctl apply`",
                             path.display(),
                             config.format
                         ),

@@ -102,14 +102,22 @@ pub struct Observed {
     pub account: Read<Option<AccountState>>,
     /// Role assignments of the account; `None` when the account is absent or unread.
     pub impersonation: Option<Read<ImpersonationState>>,
+    /// Whether the spec's management scope exists; `None` when the spec names none. It is
+    /// read whether or not the account exists, because a new account is granted the role
+    /// with this scope too.
+    pub management_scope: Option<Read<bool>>,
     /// The on-premises EWS endpoint.
     pub ews: Read<EwsEndpoint>,
     /// The scope as the directory resolves it.
     pub scope: Read<ScopeState>,
     /// The Entra application and Exchange Online, in a hybrid environment.
     pub cloud: Option<CloudState>,
-    /// The configuration last applied; `Ok(None)` before the first apply.
+    /// The configuration last applied; `Ok(None)` before the first apply, and when the
+    /// file is corrupt.
     pub applied: Read<Option<AppliedConfig>>,
+    /// Why `applied.json` was set aside: it exists, but is not valid JSON of the applied
+    /// configuration, such as a file cut short by a full disk.
+    pub applied_corrupt: Option<String>,
 }
 
 /// The service account in Active Directory.
@@ -159,8 +167,6 @@ pub enum PasswordState {
 pub struct ImpersonationState {
     /// Every assignment of the role to the account.
     pub assignments: Vec<RoleAssignment>,
-    /// Whether the spec's management scope exists; `None` when the spec names none.
-    pub scope_exists: Option<Read<bool>>,
 }
 
 /// One management role assignment.

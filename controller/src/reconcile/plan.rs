@@ -384,11 +384,31 @@ impl Plan {
             .all(|a| !matches!(a.kind, ActionKind::Unknown | ActionKind::Blocked))
     }
 
+    /// Returns whether this plan makes the same changes as `fresh`: the same resources,
+    /// kinds and steps, in the same order. The fingerprints cover the spec and the live
+    /// state but not the steps, so a saved plan whose steps were edited fails only this check.
+    pub fn same_changes(&self, fresh: &Plan) -> bool {
+        self.actions.len() == fresh.actions.len()
+            && self
+                .actions
+                .iter()
+                .zip(&fresh.actions)
+                .all(|(saved, fresh)| {
+                    saved.resource == fresh.resource
+                        && saved.target == fresh.target
+                        && saved.kind == fresh.kind
+                        && saved.steps == fresh.steps
+                })
+    }
+
     /// Names what changed since this saved plan was made, by comparing it with the `fresh`
-    /// plan: "the spec", "the live state" or both.
+    /// plan: "the spec", "the live state", both, or the saved plan's own steps.
     pub fn stale_reason(&self, fresh: &Plan) -> &'static str {
         let live_changed = self.live_fingerprint != fresh.live_fingerprint;
         let desired_changed = self.desired_fingerprint != fresh.desired_fingerprint;
+        if !live_changed && !desired_changed && !self.same_changes(fresh) {
+            return "the saved plan's steps";
+        }
         let spec_changed = self
             .spec_fingerprint
             .as_ref()

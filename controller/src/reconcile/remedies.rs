@@ -11,6 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::providers::exchange::management::quote as powershell_quote;
 
@@ -125,12 +126,29 @@ impl fmt::Display for Diagnosis {
 /// account: `ApplicationImpersonation-<user>` as Exchange names assignments by default, with
 /// the management scope appended when there is one, because assignment names are unique
 /// and one account can hold assignments with different scopes.
+///
+/// Exchange rejects names over 64 characters, so a longer name is cut and ends in 8
+/// hexadecimal digits of the SHA-256 of the full name, which keeps cut names distinct.
 pub fn impersonation_assignment_name(upn: &str, scope: Option<&str>) -> String {
+    const MAX: usize = 64;
+    const DIGEST_LEN: usize = 8;
+
     let user = upn.split('@').next().unwrap_or(upn);
-    match scope {
+    let full = match scope {
         Some(scope) => format!("ApplicationImpersonation-{user}-{scope}"),
         None => format!("ApplicationImpersonation-{user}"),
+    };
+    if full.chars().count() <= MAX {
+        return full;
     }
+
+    let digest = Sha256::digest(full.as_bytes());
+    let suffix: String = digest[..DIGEST_LEN / 2]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let kept: String = full.chars().take(MAX - DIGEST_LEN - 1).collect();
+    format!("{}-{suffix}", kept.trim_end())
 }
 
 /// Builds the `New-ManagementRoleAssignment` command that assigns ApplicationImpersonation to
@@ -515,6 +533,24 @@ pub fn scope_entry_not_found(field: &str, reference: &str) -> Diagnosis {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_assignment_name_is_cut_to_64() {
+        let long_scope = "Sent Items Update pilot mailboxes in the EMEA sales offices";
+        let name = impersonation_assignment_name("svc-sent-items@contoso.com", Some(long_scope));
+        let other = impersonation_assignment_name(
+            "svc-sent-items@contoso.com",
+            Some("Sent Items Update pilot mailboxes in the EMEA sales offices 2"),
+        );
+
+        assert_eq!(name.chars().count(), 64, "{name}");
+        assert!(name.starts_with("ApplicationImpersonation-svc-sent-items-Sent Items"));
+        assert_ne!(name, other, "cut names stay distinct");
+        assert_eq!(
+            impersonation_assignment_name("svc-siu@contoso.com", Some("SIU mailboxes")),
+            "ApplicationImpersonation-svc-siu-SIU mailboxes"
+        );
+    }
 
     /// Asserts that the message names every value and the remedy contains the fix.
     fn assert_names(diagnosis: &Diagnosis, values: &[&str], remedy_words: &[&str]) {

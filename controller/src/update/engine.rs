@@ -493,6 +493,14 @@ async fn attempt(
                 ),
             );
         }
+        Ok(ReadResult::NotRegular { kind }) => {
+            return fail(
+                "not_a_regular_file",
+                format!(
+                    "the spool entry is a {kind}, not a regular file; writers deliver messages as files"
+                ),
+            );
+        }
         Err(error) if error.source.kind() == std::io::ErrorKind::NotFound => {
             warn!("the spool file was removed from cur/ by someone else; dropping it");
             return Verdict::Gone;

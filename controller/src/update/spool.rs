@@ -129,8 +129,12 @@ impl Spool {
         })
     }
 
-    /// Reads a claimed file, refusing files larger than `max_bytes`. Returns `Ok(None)` for a
-    /// file over the limit, with its size.
+    /// Reads a claimed file, refusing files larger than `max_bytes` and anything but a
+    /// regular file.
+    ///
+    /// A symlink is not followed, because it would upload whatever file it names, such as
+    /// `/etc/shadow`, into a mailbox. A FIFO or device is not read, because the read could
+    /// block the loop for good.
     pub fn read_claimed(&self, name: &str, max_bytes: u64) -> Result<ReadResult, SpoolError> {
         let path = self.cur_dir().join(name);
         let read_error = |source| SpoolError {
@@ -138,13 +142,50 @@ impl Spool {
             path: path.clone(),
             source,
         };
-        let size = std::fs::metadata(&path).map_err(read_error)?.len();
-        if size > max_bytes {
-            return Ok(ReadResult::TooLarge { size });
+        let metadata = std::fs::symlink_metadata(&path).map_err(read_error)?;
+        if !metadata.file_type().is_file() {
+            return Ok(ReadResult::NotRegular {
+                kind: file_kind(&metadata.file_type()),
+            });
         }
-        std::fs::read(&path)
-            .map(ReadResult::Bytes)
-            .map_err(read_error)
+        if metadata.len() > max_bytes {
+            return Ok(ReadResult::TooLarge {
+                size: metadata.len(),
+            });
+        }
+
+        // The file can be swapped for a symlink or a FIFO between the check and the open, so
+        // the open does not follow symlinks or wait for a writer, and the check is repeated
+        // on what was opened.
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        }
+        let mut file = match options.open(&path) {
+            Ok(file) => file,
+            #[cfg(unix)]
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                return Ok(ReadResult::NotRegular { kind: "symlink" });
+            }
+            Err(error) => return Err(read_error(error)),
+        };
+        let metadata = file.metadata().map_err(read_error)?;
+        if !metadata.file_type().is_file() {
+            return Ok(ReadResult::NotRegular {
+                kind: file_kind(&metadata.file_type()),
+            });
+        }
+        if metadata.len() > max_bytes {
+            return Ok(ReadResult::TooLarge {
+                size: metadata.len(),
+            });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or_default());
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(read_error)?;
+        Ok(ReadResult::Bytes(bytes))
     }
 
     /// Deletes a finished file from `cur/`. A file that is already gone counts as deleted.
@@ -220,6 +261,35 @@ pub enum ReadResult {
         /// Its size in bytes.
         size: u64,
     },
+    /// The name is not a regular file.
+    NotRegular {
+        /// Its kind: `symlink`, `directory`, `FIFO`, `socket`, `device` or `special file`.
+        kind: &'static str,
+    },
+}
+
+/// Names the kind of a file that is not a regular file.
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "FIFO";
+        }
+        if file_type.is_socket() {
+            return "socket";
+        }
+        if file_type.is_block_device() || file_type.is_char_device() {
+            return "device";
+        }
+    }
+    if file_type.is_symlink() {
+        "symlink"
+    } else if file_type.is_dir() {
+        "directory"
+    } else {
+        "special file"
+    }
 }
 
 /// Lists the file names in a folder, skipping names that start with `.` (editors' and

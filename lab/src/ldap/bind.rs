@@ -49,16 +49,19 @@ fn authenticate(state: &LabState, request: &LdapBindRequest) -> Result<Option<Pr
     let world = state.read();
     let name = request.dn.trim();
     // A DN goes through the DN parser, because its escapes (`\,`, `\2c`) would otherwise
-    // look like a `DOMAIN\user` name.
-    let user = if name.contains('=') {
+    // look like a `DOMAIN\user` name. A name that contains `=` but names no entry, such as
+    // the UPN `a=b@contoso.com`, is then tried as a logon name, as AD does.
+    let by_dn = if name.contains('=') {
         Dn::parse(name)
             .ok()
             .and_then(|dn| Entry::find(&world.directory, &dn.key()))
             .and_then(|entry| entry.user())
     } else {
-        world.directory.user_by_logon(name)
-    }
-    .ok_or_else(|| diagnostics::bind_rejected(BindRejection::InvalidCredentials))?;
+        None
+    };
+    let user = by_dn
+        .or_else(|| world.directory.user_by_logon(name))
+        .ok_or_else(|| diagnostics::bind_rejected(BindRejection::InvalidCredentials))?;
     // AD checks the password first: a wrong password gets `52e` even for a disabled account.
     if user.password.as_deref() != Some(password.as_str()) {
         return Err(diagnostics::bind_rejected(

@@ -328,6 +328,10 @@ const GET_ROLE_ASSIGNMENT: &[Param] = &[
     value("DomainController"),
 ];
 
+/// The maximum length of a role assignment's name, as the `-Name` parameter of
+/// `New-ManagementRoleAssignment` documents it.
+const ROLE_ASSIGNMENT_NAME_MAX: usize = 64;
+
 /// Parameters of `New-ManagementRoleAssignment`.
 const NEW_ROLE_ASSIGNMENT: &[Param] = &[
     positional("Name", 0),
@@ -573,9 +577,15 @@ fn new_role_assignment(
         // Exchange names a new assignment `<Role>-<User>`, cut to 64 characters.
         format!("{IMPERSONATION_ROLE}-{user_name}")
             .chars()
-            .take(64)
+            .take(ROLE_ASSIGNMENT_NAME_MAX)
             .collect()
     });
+    let length = name.chars().count();
+    if length > ROLE_ASSIGNMENT_NAME_MAX {
+        return Err(ShellError::new(format!(
+            "The length of the property is too long. The maximum length is {ROLE_ASSIGNMENT_NAME_MAX} and the length of the value provided is {length}."
+        )));
+    }
     if world
         .exchange
         .role_assignments

@@ -47,9 +47,11 @@ pub struct ApplyOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     /// Writing `applied.json` or `status.json` failed.
+    // The I/O error is the source, so `{:#}` prints it once, after this message.
     #[error(
-        "failed to write {}: {source}; the changes are applied, so fix the state directory's permissions and run apply again to record them",
-        path.display()
+        "failed to write {}; the changes are applied, so {} and run apply again to record them",
+        path.display(),
+        state_file_remedy(source)
     )]
     StateFile {
         /// The file.
@@ -58,6 +60,19 @@ pub enum ApplyError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Returns what the administrator does about a failed write of a state file.
+fn state_file_remedy(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+            "free space on the state directory's file system"
+        }
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+            "make the state directory writable for this user"
+        }
+        _ => "fix the state directory",
+    }
 }
 
 /// Applies `plan`, which was made from `observed`, and calls `on_step` as each step ends.
@@ -254,4 +269,26 @@ fn record_status(
         .count();
     info!(path = %path.display(), not_ready, "wrote the status file");
     Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_file_error_names_the_remedy_once() {
+        let error = ApplyError::StateFile {
+            path: PathBuf::from("/var/lib/siuctl/applied.json"),
+            source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+        };
+
+        let message = error.to_string();
+
+        assert_eq!(
+            message,
+            "failed to write /var/lib/siuctl/applied.json; the changes are applied, so free space on the state directory's file system and run apply again to record them"
+        );
+        let source = std::error::Error::source(&error).expect("the I/O error is the source");
+        assert!(!message.contains(&source.to_string()), "{message}");
+    }
 }

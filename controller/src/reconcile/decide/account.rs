@@ -193,6 +193,20 @@ fn password_value(password: &PasswordState) -> Value {
     }
 }
 
+/// Returns the action for a management scope that is missing or unread, which blocks the
+/// role assignment whether or not the account exists yet.
+fn management_scope_problem(observed: &Observed, upn: &str, scope: Option<&str>) -> Option<Action> {
+    match (&observed.management_scope, scope) {
+        (Some(Err(failure)), _) => Some(failed_read(Resource::Impersonation, upn, failure)),
+        (Some(Ok(false)), Some(scope)) => Some(blocked(
+            Resource::Impersonation,
+            upn,
+            remedies::management_scope_missing(scope),
+        )),
+        _ => None,
+    }
+}
+
 pub(super) fn decide_impersonation(
     desired: &DesiredState,
     observed: &Observed,
@@ -225,6 +239,11 @@ pub(super) fn decide_impersonation(
             }
             decision.line("impersonation.assigned", Value::flag(true), Value::Absent);
             decision.line("impersonation.scope", desired_scope, Value::Absent);
+            if account.kind == ActionKind::Create
+                && let Some(problem) = management_scope_problem(observed, upn, scope)
+            {
+                return problem;
+            }
             return match account.kind {
                 ActionKind::Create if grant => Action::new(
                     Resource::Impersonation,
@@ -293,16 +312,8 @@ pub(super) fn decide_impersonation(
         },
     );
 
-    match (&state.scope_exists, scope) {
-        (Some(Err(failure)), _) => return failed_read(Resource::Impersonation, upn, failure),
-        (Some(Ok(false)), Some(scope)) => {
-            return blocked(
-                Resource::Impersonation,
-                upn,
-                remedies::management_scope_missing(scope),
-            );
-        }
-        _ => {}
+    if let Some(problem) = management_scope_problem(observed, upn, scope) {
+        return problem;
     }
 
     if let Some(assignment) = matching {

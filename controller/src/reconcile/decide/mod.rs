@@ -171,6 +171,15 @@ fn decide_settings(
         }
     }
 
+    if let (None, Some(corrupt)) = (applied, &observed.applied_corrupt) {
+        return Action::new(
+            Resource::Settings,
+            target,
+            ActionKind::Update,
+            format!("{corrupt}: record the settings again"),
+        )
+        .with_steps(vec![Step::RecordSettings]);
+    }
     match (applied, changed.is_empty()) {
         (None, _) => Action::new(
             Resource::Settings,

@@ -156,8 +156,8 @@ fn converged(desired: &DesiredState) -> Observed {
                 scope: desired.account.management_scope.clone(),
                 enabled: true,
             }],
-            scope_exists: desired.account.management_scope.as_ref().map(|_| Ok(true)),
         })),
+        management_scope: desired.account.management_scope.as_ref().map(|_| Ok(true)),
         ews: Ok(EwsEndpoint {
             url: ews_url(),
             source: "spec",
@@ -165,6 +165,7 @@ fn converged(desired: &DesiredState) -> Observed {
         scope: Ok(ScopeState::default()),
         cloud,
         applied: Ok(Some(applied(desired, client_id))),
+        applied_corrupt: None,
     }
 }
 
@@ -457,7 +458,6 @@ fn missing_assignment_is_granted_with_the_scope() {
     let mut observed = converged(&desired);
     observed.impersonation = Some(Ok(ImpersonationState {
         assignments: Vec::new(),
-        scope_exists: Some(Ok(true)),
     }));
 
     let decision = decide(&desired, &observed);
@@ -477,7 +477,6 @@ fn verify_only_without_assignment_prints_the_command() {
     let mut observed = converged(&desired);
     observed.impersonation = Some(Ok(ImpersonationState {
         assignments: Vec::new(),
-        scope_exists: None,
     }));
 
     let decision = decide(&desired, &observed);
@@ -503,14 +502,38 @@ fn missing_management_scope_is_blocked() {
     let mut observed = converged(&desired);
     observed.impersonation = Some(Ok(ImpersonationState {
         assignments: Vec::new(),
-        scope_exists: Some(Ok(false)),
     }));
+    observed.management_scope = Some(Ok(false));
 
     let decision = decide(&desired, &observed);
 
     let impersonation = action(&decision, Resource::Impersonation);
     assert_eq!(impersonation.kind, ActionKind::Blocked);
     assert!(impersonation.reason.contains("'SIU mailboxes'"));
+    assert_eq!(
+        impersonation.failure,
+        Some(remedies::FailureKind::ManagementScopeMissing)
+    );
+}
+
+#[test]
+fn missing_scope_blocks_new_account_grant() {
+    // The hybrid example creates its account and limits the role to `SIU mailboxes`.
+    let desired = hybrid();
+    let mut observed = converged(&desired);
+    observed.account = Ok(None);
+    observed.impersonation = None;
+    observed.management_scope = Some(Ok(false));
+
+    let decision = decide(&desired, &observed);
+
+    assert_eq!(
+        action(&decision, Resource::Account).kind,
+        ActionKind::Create
+    );
+    let impersonation = action(&decision, Resource::Impersonation);
+    assert_eq!(impersonation.kind, ActionKind::Blocked);
+    assert!(impersonation.steps.is_empty());
     assert_eq!(
         impersonation.failure,
         Some(remedies::FailureKind::ManagementScopeMissing)
@@ -803,6 +826,25 @@ fn settings_follow_the_applied_file() {
     assert_eq!(
         settings.reason,
         "changed since the last apply: options.keepOriginal"
+    );
+    assert_eq!(settings.steps, [Step::RecordSettings]);
+}
+
+#[test]
+fn corrupt_applied_file_is_recorded_again() {
+    let desired = on_premises();
+    let mut observed = converged(&desired);
+    observed.applied = Ok(None);
+    observed.applied_corrupt =
+        Some("/state/applied.json is not a siuctl applied configuration (EOF)".into());
+
+    let decision = decide(&desired, &observed);
+
+    let settings = action(&decision, Resource::Settings);
+    assert_eq!(settings.kind, ActionKind::Update);
+    assert_eq!(
+        settings.reason,
+        "/state/applied.json is not a siuctl applied configuration (EOF): record the settings again"
     );
     assert_eq!(settings.steps, [Step::RecordSettings]);
 }

@@ -6,7 +6,7 @@ use siu_specs::desired::{BindUser, ExchangeAuth, ExchangeConnection};
 use super::bounded;
 use crate::providers::exchange::autodiscover::Autodiscover;
 use crate::providers::exchange::ews::EwsAuth;
-use crate::providers::exchange::management::{ManagementError, ManagementShell};
+use crate::providers::exchange::management::ManagementError;
 use crate::reconcile::classify;
 use crate::reconcile::context::Context;
 use crate::reconcile::observed::{
@@ -27,20 +27,16 @@ fn failure(
     )
 }
 
-/// Reads the account's ApplicationImpersonation assignments and whether the spec's
-/// management scope exists.
+/// Reads the account's ApplicationImpersonation assignments.
 pub(super) async fn impersonation(ctx: &Context) -> Read<ImpersonationState> {
     let upn = ctx.desired.account.upn.as_str();
-    let scope = ctx.desired.account.management_scope.as_deref();
-    let shell = ctx.management_shell();
     let setting = "onPremises.exchange.managementShell";
     let provider = Provider::ExchangeManagement;
     bounded(ctx, provider, upn, async {
-        let (assignments, scope_exists) = tokio::join!(
-            shell.impersonation_assignments(upn),
-            scope_exists(&shell, scope),
-        );
-        let assignments = assignments
+        let assignments = ctx
+            .management_shell()
+            .impersonation_assignments(upn)
+            .await
             .map_err(|error| failure(provider, upn, setting, &error))?
             .into_iter()
             .map(|assignment| RoleAssignment {
@@ -49,28 +45,25 @@ pub(super) async fn impersonation(ctx: &Context) -> Read<ImpersonationState> {
                 enabled: assignment.enabled,
             })
             .collect();
-        let scope_exists = scope_exists.map(|result| {
-            result.map_err(|error| failure(provider, scope.unwrap_or_default(), setting, &error))
-        });
-        Ok(ImpersonationState {
-            assignments,
-            scope_exists,
-        })
+        Ok(ImpersonationState { assignments })
     })
     .await
 }
 
-async fn scope_exists(
-    shell: &ManagementShell,
-    scope: Option<&str>,
-) -> Option<Result<bool, ManagementError>> {
-    let scope = scope?;
-    Some(
-        shell
+/// Reads whether the spec's management scope exists; `None` when the spec names none.
+pub(super) async fn management_scope(ctx: &Context) -> Option<Read<bool>> {
+    let scope = ctx.desired.account.management_scope.as_deref()?;
+    let setting = "onPremises.exchange.managementShell";
+    let provider = Provider::ExchangeManagement;
+    let read = bounded(ctx, provider, scope, async {
+        ctx.management_shell()
             .management_scope(scope)
             .await
-            .map(|found| found.is_some()),
-    )
+            .map(|found| found.is_some())
+            .map_err(|error| failure(provider, scope, setting, &error))
+    })
+    .await;
+    Some(read)
 }
 
 /// Finds the on-premises EWS URL: the spec's, or the one Autodiscover returns for the spec's

@@ -54,8 +54,9 @@ pub async fn observe(ctx: &Context) -> Observed {
         };
         (account, roles)
     };
-    let ((account, impersonation), scope, ews, cloud, applied) = tokio::join!(
+    let ((account, impersonation), management_scope, scope, ews, cloud, (applied, applied_corrupt)) = tokio::join!(
         account_and_roles,
+        exchange::management_scope(ctx),
         directory::scope(ctx, &connection),
         exchange::ews_endpoint(ctx),
         cloud::observe(ctx),
@@ -72,10 +73,12 @@ pub async fn observe(ctx: &Context) -> Observed {
     Observed {
         account,
         impersonation,
+        management_scope,
         ews,
         scope,
         cloud,
         applied,
+        applied_corrupt,
     }
 }
 
@@ -106,12 +109,25 @@ pub(super) async fn bounded<T>(
     result
 }
 
-async fn applied(ctx: &Context) -> Read<Option<AppliedConfig>> {
+/// Reads `applied.json`. A corrupt file counts as absent, with the reason beside it, so that
+/// apply records the settings again. Rewriting loses nothing, because the file is siuctl's
+/// own record of a spec that is still at hand.
+async fn applied(ctx: &Context) -> (Read<Option<AppliedConfig>>, Option<String>) {
     let state_dir = &ctx.desired.update_loop.state_dir;
     let target = AppliedConfig::path(state_dir).display().to_string();
-    bounded(ctx, Provider::Files, &target, async {
-        AppliedConfig::load(state_dir)
-            .map_err(|error| ReadFailure::new(Provider::Files, &target, error.to_string()))
+    let mut corrupt = None;
+    let read = bounded(ctx, Provider::Files, &target, async {
+        match AppliedConfig::load(state_dir) {
+            Err(error) if error.kind() == std::io::ErrorKind::InvalidData => {
+                tracing::warn!(path = %target, %error, "the applied configuration is corrupt, so apply records it again");
+                corrupt = Some(error.to_string());
+                Ok(None)
+            }
+            result => {
+                result.map_err(|error| ReadFailure::new(Provider::Files, &target, error.to_string()))
+            }
+        }
     })
-    .await
+    .await;
+    (read, corrupt)
 }
