@@ -6,7 +6,7 @@
 //! under the context's replication policy and report each wait.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use siu_specs::desired::MailAccess;
 use tracing::{info, warn};
@@ -389,6 +389,7 @@ pub async fn probe_impersonation(
 ) -> Result<String, EwsError> {
     let started = Instant::now();
     let mut attempt = 0;
+    let mut rejected_logons = 0;
     loop {
         match client.get_sent_items_folder(mailbox).await {
             Ok(folder) => {
@@ -411,10 +412,34 @@ pub async fn probe_impersonation(
                 );
                 tokio::time::sleep(delay).await;
             }
+            // A password that apply has just set can take a moment to reach the domain
+            // controller that Exchange checks logons with. Each repeat is one more failed
+            // logon towards the lockout threshold when the password is wrong, so there are
+            // only a few.
+            Err(error @ EwsError::Unauthorized { .. })
+                if rejected_logons < UNAUTHORIZED_REPEATS =>
+            {
+                rejected_logons += 1;
+                let delay = UNAUTHORIZED_PAUSE * rejected_logons;
+                report_wait(
+                    ctx,
+                    &format!("the service account's logon to EWS ({error})"),
+                    rejected_logons,
+                    started,
+                    delay,
+                );
+                tokio::time::sleep(delay).await;
+            }
             Err(error) => return Err(error),
         }
     }
 }
+
+/// Repeats of an EWS request that was rejected with HTTP 401 during the checks.
+const UNAUTHORIZED_REPEATS: u32 = 2;
+
+/// Pause before the first repeat after HTTP 401; the second waits twice as long.
+const UNAUTHORIZED_PAUSE: Duration = Duration::from_secs(1);
 
 /// Diagnoses a failed impersonation of `mailbox`.
 pub fn impersonation_failure(ctx: &Context, mailbox: &str, error: &EwsError) -> Diagnosis {
