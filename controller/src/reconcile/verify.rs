@@ -426,7 +426,7 @@ pub fn impersonation_failure(ctx: &Context, mailbox: &str, error: &EwsError) -> 
             &ctx.desired.spec_path,
             "ErrorImpersonateUserDenied",
         ),
-        EwsError::Unauthorized { .. } => remedies::account_password_rejected(
+        EwsError::Unauthorized { .. } => remedies::account_ews_sign_in_rejected(
             upn,
             &ctx.desired.account.password().to_string(),
             &error.to_string(),
