@@ -393,8 +393,8 @@ pub async fn probe_impersonation(
         match client.get_sent_items_folder(mailbox).await {
             Ok(folder) => {
                 return Ok(format!(
-                    "opened Sent Items of {mailbox} ({} items)",
-                    folder.total_count.unwrap_or_default()
+                    "opened Sent Items of {mailbox} ({})",
+                    item_count(folder.total_count.unwrap_or_default())
                 ));
             }
             Err(error @ EwsError::ImpersonateUserDenied { .. }) => {
@@ -628,8 +628,8 @@ async fn check_ews_mail(
                 Ok(folder) => {
                     return CheckOutcome::Passed {
                         detail: format!(
-                            "EWS of Exchange Online opened Sent Items of {mailbox} ({} items)",
-                            folder.total_count.unwrap_or_default()
+                            "EWS of Exchange Online opened Sent Items of {mailbox} ({})",
+                            item_count(folder.total_count.unwrap_or_default())
                         ),
                     };
                 }
@@ -743,5 +743,14 @@ async fn check_graph_mail(
     }
     CheckOutcome::Unknown {
         reason: remedies::no_sample_mailbox("cloud").to_string(),
+    }
+}
+
+/// Formats a folder's item count with the noun in the right number: "1 item", "3 items".
+fn item_count(count: u32) -> String {
+    if count == 1 {
+        "1 item".to_owned()
+    } else {
+        format!("{count} items")
     }
 }
