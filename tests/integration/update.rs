@@ -487,6 +487,65 @@ fn spec_edit_reconciles_once() {
     assert_eq!(reconciled(&log), 1, "log:\n{}", tail(&log));
 }
 
+/// A signal stops `run --once` while a message waits for its next retry: the message stays
+/// in `cur/`, and the run names what it left in the spool and exits with 1.
+#[test]
+fn once_stopped_by_signal_reports_the_spool() {
+    let lab = UpdateLab::start(Setup::default());
+    lab.send_from("alice@lab.example");
+    lab.lab.faults().set_rules(vec![FaultRule {
+        service: Service::Ews,
+        operation: None,
+        fault: FaultKind::Status { code: 500 },
+        probability: 1.0,
+        remaining: None,
+    }]);
+
+    let mut child = lab
+        .siuctl()
+        .arg("--once")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("siuctl starts");
+    // The first attempt fails within a second, and its retry waits at least one more.
+    let claimed = wait_for(Duration::from_secs(30), || lab.names_in("cur").len() == 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = child.id().to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill runs");
+    let stopped = wait_for(Duration::from_secs(30), || {
+        child.try_wait().expect("siuctl can be polled").is_some()
+    });
+    if !stopped {
+        let _ = child.kill();
+    }
+    let output = child.wait_with_output().expect("siuctl finishes");
+    lab.lab.faults().set_rules(Vec::new());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert!(claimed, "the message was never claimed; log:\n{stderr}");
+    assert!(signalled.success());
+    assert!(stopped, "siuctl did not stop within 30 s of SIGINT");
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("warning: stopped by a signal with 1 message left in the spool"),
+        "{stderr}"
+    );
+    let finished_none = stdout
+        .lines()
+        .any(|line| line.split_whitespace().eq(["total", "0"]));
+    assert!(
+        finished_none,
+        "the summary should count no finished message: {stdout}"
+    );
+    assert_eq!(lab.names_in("cur").len(), 1);
+    assert!(lab.names_in("failed").is_empty());
+}
+
 fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let started = Instant::now();
     while started.elapsed() < limit {

@@ -785,8 +785,9 @@ fn sent_item_view(item: &siu_lab::control::ItemSummary) -> SentItemView {
 
 fn sent_items_text(listing: &FolderListing, items: &[SentItemView]) -> String {
     let yes_no = |flag: bool| if flag { "yes" } else { "no" };
+    let noun = if items.len() == 1 { "item" } else { "items" };
     let mut text = format!(
-        "Sent Items of {} (\"{}\", {} items)\n",
+        "Sent Items of {} (\"{}\", {} {noun})\n",
         listing.owner,
         listing.display_name,
         items.len()

@@ -16,6 +16,7 @@ use super::output::{self, OutputFormat};
 use crate::reconcile::applied::AppliedConfig;
 use crate::update::metrics::{self, Metrics};
 use crate::update::runtime::{self, Connections, Runtime};
+use crate::update::spool::Spool;
 use crate::update::{LoopOptions, Summary, UpdateLoop};
 
 /// How long the spec file must stay quiet before a change triggers a reconcile; editors
@@ -30,8 +31,10 @@ pub struct RunArgs {
     pub file: PathBuf,
 
     /// Process the messages in the spool, print a summary and exit: 0 when no message
-    /// failed, 1 otherwise. Messages waiting for their original keep the run going until
-    /// options.originalWaitTimeout.
+    /// failed, 1 when one failed or a signal stopped the run with messages left in the
+    /// spool. Messages waiting for their original keep the run going until
+    /// options.originalWaitTimeout, and a message that keeps failing keeps it going for up
+    /// to 10 attempts, about 7 to 14 minutes.
     #[arg(long)]
     pub once: bool,
 
@@ -113,15 +116,39 @@ async fn run_async(args: RunArgs) -> anyhow::Result<Exit> {
         show_progress: args.once,
         finished: None,
     };
+    let stop_requested = shutdown_rx.clone();
     let summary = update_loop.run(options, shutdown_rx).await?;
 
-    if args.once {
-        print_summary(&summary, args.output)?;
-        if summary.failed_total() > 0 {
-            return Ok(Exit::Failure);
+    if !args.once {
+        return Ok(Exit::Success);
+    }
+    print_summary(&summary, args.output)?;
+    let mut exit = if summary.failed_total() > 0 {
+        Exit::Failure
+    } else {
+        Exit::Success
+    };
+
+    // A signal ends the pass early: messages waiting for a retry stay in the spool, and the
+    // summary counts only the messages that finished.
+    if *stop_requested.borrow() {
+        let left = count_left_in_spool(&update_loop_dirs.spool_dir)?;
+        if left > 0 {
+            let noun = if left == 1 { "message" } else { "messages" };
+            eprintln!(
+                "warning: stopped by a signal with {left} {noun} left in the spool {}; the next run processes them",
+                update_loop_dirs.spool_dir.display()
+            );
+            exit = Exit::Failure;
         }
     }
-    Ok(Exit::Success)
+    Ok(exit)
+}
+
+/// Counts the spool's unfinished files: delivered ones in `new/` and claimed ones in `cur/`.
+fn count_left_in_spool(spool_dir: &Path) -> anyhow::Result<usize> {
+    let spool = Spool::open(spool_dir)?;
+    Ok(spool.list_new()?.len() + spool.list_claimed()?.len())
 }
 
 /// Reconciles the spec and returns the configuration the loop runs with.

@@ -270,6 +270,19 @@ pub fn account_password_rejected(upn: &str, reference: &str, detail: &str) -> Di
     )
 }
 
+/// Explains that EWS answered HTTP 401 to the account's sign-in. The directory may still accept
+/// the password, because EWS also rejects a sign-in whose authentication scheme its virtual
+/// directory does not enable.
+pub fn account_ews_sign_in_rejected(upn: &str, reference: &str, detail: &str) -> Diagnosis {
+    Diagnosis::new(
+        FailureKind::AccountPasswordRejected,
+        format!("EWS rejected the sign-in of {upn} with the password from {reference}: {detail}"),
+        format!(
+            "put the account's current password in {reference}, or reset it in AD and update {reference}; if the password is current, enable the spec's onPremises.exchange.auth scheme on the EWS virtual directory"
+        ),
+    )
+}
+
 /// Explains that the password reference cannot be read.
 pub fn account_password_unreadable(upn: &str, reference: &str, detail: &str) -> Diagnosis {
     Diagnosis::new(
@@ -625,6 +638,11 @@ mod tests {
             &account_password_rejected("svc@x.example", "file `/s/pw`", "wrong password"),
             &["svc@x.example", "file `/s/pw`"],
             &["file `/s/pw`"],
+        );
+        assert_names(
+            &account_ews_sign_in_rejected("svc@x.example", "file `/s/pw`", "HTTP 401"),
+            &["EWS rejected", "svc@x.example", "file `/s/pw`", "HTTP 401"],
+            &["file `/s/pw`", "onPremises.exchange.auth"],
         );
         assert_names(
             &account_missing("svc@x.example"),

@@ -394,8 +394,8 @@ pub async fn probe_impersonation(
         match client.get_sent_items_folder(mailbox).await {
             Ok(folder) => {
                 return Ok(format!(
-                    "opened Sent Items of {mailbox} ({} items)",
-                    folder.total_count.unwrap_or_default()
+                    "opened Sent Items of {mailbox} ({})",
+                    item_count(folder.total_count.unwrap_or_default())
                 ));
             }
             Err(error @ EwsError::ImpersonateUserDenied { .. }) => {
@@ -451,7 +451,7 @@ pub fn impersonation_failure(ctx: &Context, mailbox: &str, error: &EwsError) -> 
             &ctx.desired.spec_path,
             "ErrorImpersonateUserDenied",
         ),
-        EwsError::Unauthorized { .. } => remedies::account_password_rejected(
+        EwsError::Unauthorized { .. } => remedies::account_ews_sign_in_rejected(
             upn,
             &ctx.desired.account.password().to_string(),
             &error.to_string(),
@@ -653,8 +653,8 @@ async fn check_ews_mail(
                 Ok(folder) => {
                     return CheckOutcome::Passed {
                         detail: format!(
-                            "EWS of Exchange Online opened Sent Items of {mailbox} ({} items)",
-                            folder.total_count.unwrap_or_default()
+                            "EWS of Exchange Online opened Sent Items of {mailbox} ({})",
+                            item_count(folder.total_count.unwrap_or_default())
                         ),
                     };
                 }
@@ -768,5 +768,14 @@ async fn check_graph_mail(
     }
     CheckOutcome::Unknown {
         reason: remedies::no_sample_mailbox("cloud").to_string(),
+    }
+}
+
+/// Formats a folder's item count with the noun in the right number: "1 item", "3 items".
+fn item_count(count: u32) -> String {
+    if count == 1 {
+        "1 item".to_owned()
+    } else {
+        format!("{count} items")
     }
 }
