@@ -123,6 +123,9 @@ async fn at_rate(
         std::fs::create_dir_all(spool.join(folder))
             .with_context(|| format!("failed to create {}", spool.display()))?;
     }
+    // The transport simulator writes only into a spool directory that exists.
+    std::fs::create_dir_all(&staging)
+        .with_context(|| format!("failed to create {}", staging.display()))?;
 
     // 1. The originals in Sent Items and the processed copies in staging.
     let delivered = workload::deliver(lab, &staging, set, &label).await?;
